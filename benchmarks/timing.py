@@ -1,0 +1,109 @@
+"""Honest timing helpers shared by the benchmarks (``bench_ops.py``, ``bench_train.py``).
+
+On a 2-core machine OpenBLAS's and torch's worker threads keep spinning for a while after their
+last call, so alternating two libraries call by call makes the second look slow. Here every
+candidate is timed AS A BLOCK: warm-up calls, then ``repeat`` timed calls, then a short pause
+before the next candidate; the whole sweep is repeated for ``rounds`` rounds and the median of
+all timed calls is reported. Quote ratios from one run, never a single absolute time.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Callable, Mapping, Sequence
+
+__all__ = ["time_blocks", "threadpool_info", "torch_available", "print_table", "load_average"]
+
+
+def time_blocks(
+    candidates: Mapping[str, Callable[[], object]],
+    rounds: int = 5,
+    repeat: int = 9,
+    warmup: int = 2,
+    pause: float = 0.25,
+) -> dict[str, float]:
+    """Time each candidate as a block after warm-up; return the median seconds per call.
+
+    Args:
+        candidates: name -> zero-argument callable (one call = one measured unit of work).
+        rounds: how many times the whole sweep over candidates is repeated.
+        repeat: timed calls per candidate per round.
+        warmup: untimed calls per candidate at the start of each block.
+        pause: seconds of sleep between blocks, so the previous library's spinning worker
+            threads go idle before the next one is timed.
+
+    Returns:
+        dict name -> median seconds per call over all ``rounds * repeat`` timed calls.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            for _ in range(warmup):
+                fn()
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+            time.sleep(pause)
+    return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
+def threadpool_info() -> str:
+    """One line describing the BLAS/OpenMP thread pools (kernel, threads) via threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info as _info
+    except ImportError:  # threadpoolctl is a dev dependency
+        return "threadpoolctl not installed"
+    parts = []
+    for pool in _info():
+        api = pool.get("internal_api", pool.get("user_api", "?"))
+        arch = pool.get("architecture") or ""
+        version = pool.get("version") or ""
+        lib = os.path.basename(pool.get("filepath", ""))
+        parts.append(f"{api} {version} {arch} threads={pool.get('num_threads')} ({lib})".replace("  ", " "))
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS") if k in os.environ}
+    if env:
+        parts.append(f"env {env}")
+    return "; ".join(parts) if parts else "no thread pools loaded"
+
+
+def torch_available() -> bool:
+    """True when PyTorch can be imported (benchmarks compare against it only then)."""
+    try:
+        import torch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, to print beside results (a busy machine skews them)."""
+    try:
+        return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "load average unavailable"
+
+
+def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
+    """Print rows as a plain-text table with aligned columns (numbers right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) if rows else False for i in range(len(headers))]
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    print(line(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        print(line(r))
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        if v == 0 or 1e-2 <= abs(v) < 1e4:
+            return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+        return f"{v:.3g}"
+    return str(v)

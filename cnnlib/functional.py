@@ -1,0 +1,1206 @@
+"""The functional core: stateless numpy forward/backward pairs for every CNN layer.
+
+Layout is NCHW everywhere: ``x`` is ``(N, C, H, W)``, conv weights ``(F, C, KH, KW)``, bias
+``(F,)``. Every forward returns ``(out, cache)`` and its backward takes ``(dout, cache)`` and
+returns the gradients of the forward's array inputs, in the forward's argument order.
+
+Conventions shared by every function here:
+
+* ``stride``, ``padding`` and ``kernel_size`` accept an int or an ``(h, w)`` pair of ints (bools
+  are refused). Output sizes use floor: ``H_out = (H + 2*padding - KH) // stride + 1``.
+* Inputs may be numpy arrays or array-likes (nested lists, tuples); they go through
+  ``np.asarray``. Floating dtypes are preserved (float32 in, float32 out, float32 gradients);
+  when several arrays meet (x, w, b) the result has their common floating dtype; integer and
+  bool inputs are computed in float64. Strings, objects and complex numbers raise TypeError.
+* A gradient has the dtype of the forward's result; ``dout`` is cast to it.
+* A ``cache`` is an opaque dict: pass it back to the matching backward unchanged. It keeps
+  references to the forward's inputs (no copies), so do not modify them in place in between.
+* Bad input raises ValueError/TypeError naming the function, the argument and the shapes.
+
+How the work is vectorized (no Python loop over N, C or output positions; only over the KH*KW
+kernel offsets): strided windows are read as plain 1-D slices of a "phase image", the input
+split by stride phase (``x[a::s, b::s]``) with the padding built in. Each kernel offset is then
+one long contiguous slice, so im2col is KH*KW block copies, col2im KH*KW in-place adds, and max
+pooling KH*KW ``np.maximum`` calls. A few output columns per row that straddle the row end are
+computed and thrown away. Convolution is im2col + one GEMM; its backward recomputes the columns
+(cheaper than keeping them) and, for stride 1 with many channels, computes ``dx`` as a "full"
+convolution of ``dout`` with the flipped kernel instead of GEMM + col2im. Large scratch arrays
+live in a per-thread workspace that is reused between calls (fresh large temporaries cost
+page faults); returned arrays and caches never point into it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+
+import numpy as np
+
+from cnnlib._guard import reference
+
+__all__ = [
+    "pad2d",
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv2d",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "global_avg_pool2d_backward",
+    "relu_forward",
+    "relu_backward",
+    "linear_forward",
+    "linear_backward",
+    "flatten_forward",
+    "flatten_backward",
+    "batchnorm2d_forward",
+    "batchnorm2d_backward",
+    "dropout_forward",
+    "dropout_backward",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checking, shared by every public function
+# --------------------------------------------------------------------------------------------
+
+
+def _array(op: str, name: str, value, ndim: int | None = None, layout: str = "") -> np.ndarray:
+    """``np.asarray(value)`` that refuses non-numbers and (optionally) the wrong ndim."""
+    if isinstance(value, np.ndarray):
+        a = value
+    else:
+        try:
+            a = np.asarray(value)
+        except (ValueError, TypeError):
+            raise TypeError(
+                f"{op}: {name} must be an array of numbers, got a {type(value).__name__} that "
+                "numpy cannot turn into one (ragged nested lists?)"
+            ) from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{op}: {name} must be an array of real numbers, got {type(value).__name__} "
+            f"with dtype {a.dtype}"
+        )
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {a.shape}".replace("  ", " "))
+    return a
+
+
+def _float_dtype(*arrays) -> np.dtype:
+    """Common floating dtype of the floating arrays among ``arrays`` (float64 if there are none)."""
+    floats = [a.dtype for a in arrays if a is not None and a.dtype.kind == "f"]
+    return np.result_type(*floats) if floats else np.dtype(np.float64)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _pair(op: str, name: str, value, minimum: int) -> tuple[int, int]:
+    """An int or (h, w) pair of ints, each >= minimum, as a pair."""
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(
+            f"{op}: {name} must be an int or a pair of ints (h, w), got {value!r} "
+            f"({type(value).__name__})"
+        )
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def _shapes(**arrays) -> str:
+    """'x (8, 1, 28, 28), w (6, 3, 5, 5)' for the error messages."""
+    return ", ".join(f"{k} {tuple(a.shape)}" for k, a in arrays.items() if a is not None)
+
+
+def _channels(n: int) -> str:
+    return f"{n} channel" + ("" if n == 1 else "s")
+
+
+def _vector(op: str, name: str, value, length: int, why: str, **context) -> np.ndarray:
+    """A 1-D array of the given length (bias, gamma, running stats...)."""
+    a = _array(op, name, value)
+    if a.shape != (length,):
+        raise ValueError(
+            f"{op}: {name} must have shape ({length},) ({why}), got {a.shape} "
+            f"({_shapes(**context, **{name: a})})"
+        )
+    return a
+
+
+def _cache(op: str, cache, forward: str) -> dict:
+    if not isinstance(cache, dict) or cache.get("op") != forward:
+        raise TypeError(f"{op}: cache must be the cache returned by {forward}, got {type(cache).__name__}")
+    return cache
+
+
+def _dout(op: str, dout, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """dout as an array of the forward output's shape, in the forward's dtype."""
+    d = _array(op, "dout", dout)
+    if d.shape != tuple(shape):
+        raise ValueError(f"{op}: dout has shape {d.shape} but the forward output had shape {tuple(shape)}")
+    return d.astype(dtype, copy=False)
+
+
+def _conv_geometry(op, x, w, stride, padding):
+    """Check conv arguments; return ((sh, sw), (ph, pw), (Ho, Wo))."""
+    sh, sw = _pair(op, "stride", stride, 1)
+    ph, pw = _pair(op, "padding", padding, 0)
+    (N, C, H, W), (F, Cw, KH, KW) = x.shape, w.shape
+    if C != Cw:
+        raise ValueError(f"{op}: x has {_channels(C)} but w expects {Cw} ({_shapes(x=x, w=w)})")
+    if KH < 1 or KW < 1:
+        raise ValueError(f"{op}: w has an empty {KH}x{KW} kernel ({_shapes(w=w)})")
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    if KH > Hp or KW > Wp:
+        raise ValueError(
+            f"{op}: kernel {KH}x{KW} is larger than the padded input {Hp}x{Wp} "
+            f"({_shapes(x=x, w=w)}, padding ({ph}, {pw}))"
+        )
+    return (sh, sw), (ph, pw), ((Hp - KH) // sh + 1, (Wp - KW) // sw + 1)
+
+
+def _pool_geometry(op, x, kernel_size, stride):
+    """Check pooling arguments; return ((kh, kw), (sh, sw), (Ho, Wo))."""
+    kh, kw = _pair(op, "kernel_size", kernel_size, 1)
+    sh, sw = (kh, kw) if stride is None else _pair(op, "stride", stride, 1)
+    H, W = x.shape[2:]
+    if kh > H or kw > W:
+        raise ValueError(f"{op}: the {kh}x{kw} pooling window does not fit in the {H}x{W} input ({_shapes(x=x)})")
+    return (kh, kw), (sh, sw), ((H - kh) // sh + 1, (W - kw) // sw + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Scratch buffers and phase images (the machinery behind the vectorized conv and pooling)
+# --------------------------------------------------------------------------------------------
+
+_MAX_KEPT_BYTES = 256 * 2**20  # a scratch buffer larger than this is not kept between calls
+
+
+class _Workspace(threading.local):
+    """Named scratch buffers, reused between calls (one set per thread)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        buf = self.buffers.get(name)
+        if buf is None or buf.nbytes < nbytes:
+            self.buffers.pop(name, None)
+            if nbytes > _MAX_KEPT_BYTES:
+                return np.empty(shape, dtype)
+            buf = self.buffers[name] = np.empty(max(nbytes, 64), np.uint8)
+        return buf[:nbytes].view(dtype).reshape(shape)
+
+    def clear(self) -> None:
+        self.buffers.clear()
+
+
+_workspace = _Workspace()
+
+
+def _phase_range(a: int, s: int, p: int, n: int, nr: int):
+    """Rows r0 .. r0+count-1 of phase a (padded row a + s*r) hold input rows i0, i0+s, ...
+
+    Returns (r0, count, i0), or None when phase a holds no input row (only padding).
+    """
+    r0 = max(0, -((a - p) // s))  # smallest r with a + s*r - p >= 0
+    i0 = a + s * r0 - p
+    count = min(nr - r0, (n - 1 - i0) // s + 1) if i0 < n else 0
+    return (r0, count, i0) if count > 0 else None
+
+
+class _Phases:
+    """Geometry of a phase image of x for windows (kh, kw), stride (sh, sw), padding (ph, pw).
+
+    The phase image is an array ``(sh, sw, A*B*Hr*Wr + slack)``; phase (a, b) holds the padded
+    input's pixels ``xp[..., a + sh*r, b + sw*q]`` at ``(A, B, r, q)``, where (A, B) is (N, C),
+    or (C, N) when ``channel_major``. Kernel offset (i, j) then reads window (ho, wo) at
+    ``phase (i % sh, j % sw)``, flat position ``off + (A, B, ho, wo)`` with
+    ``off = (i // sh) * Wr + j // sw``: the windows of one offset form ONE contiguous slice of
+    length A*B*Hr*Wr (positions with ho >= Ho or wo >= Wo are junk and are ignored).
+    """
+
+    def __init__(self, shape, kh, kw, sh, sw, ph, pw, Ho, Wo, channel_major):
+        N, C, H, W = shape
+        self.shape, self.stride, self.channel_major = tuple(shape), (sh, sw), channel_major
+        self.kernel, self.out = (kh, kw), (Ho, Wo)
+        self.Hr, self.Wr = Ho + (kh - 1) // sh, Wo + (kw - 1) // sw
+        self.A, self.B = (C, N) if channel_major else (N, C)
+        self.M = self.A * self.B * self.Hr * self.Wr
+        self.slack = ((kh - 1) // sh) * self.Wr + (kw - 1) // sw
+        self.size = (sh, sw, self.M + self.slack)
+        # Which block of which phase holds which strided slice of x (None: padding only).
+        self.copies = {}
+        for a in range(sh):
+            for b in range(sw):
+                rows, cols = _phase_range(a, sh, ph, H, self.Hr), _phase_range(b, sw, pw, W, self.Wr)
+                self.copies[a, b] = (rows, cols) if rows and cols else None
+
+    def offsets(self):
+        """(i, j, a, b, off) for every kernel offset in row-major order."""
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        for i in range(kh):
+            for j in range(kw):
+                yield i, j, i % sh, j % sw, (i // sh) * self.Wr + j // sw
+
+    def block(self, ph_img, a, b, off=0):
+        """Phase (a, b) from flat position ``off`` on, as an (A, B, Hr, Wr) view."""
+        return ph_img[a, b, off : off + self.M].reshape(self.A, self.B, self.Hr, self.Wr)
+
+    def _xview(self, x):
+        return x.transpose(1, 0, 2, 3) if self.channel_major else x
+
+    def split(self, x, slot: str) -> np.ndarray:
+        """Copy x (N, C, H, W) into a phase image (a workspace buffer), zero where padding."""
+        sh, sw = self.stride
+        img = _workspace.get(slot, self.size, x.dtype)
+        xv = self._xview(x)
+        for (a, b), where in self.copies.items():
+            blk = self.block(img, a, b)
+            if where is None:
+                blk[...] = 0
+                continue
+            (r0, nr, i0), (q0, nq, j0) = where
+            blk[:, :, :r0] = 0
+            blk[:, :, r0 + nr :] = 0
+            blk[:, :, r0 : r0 + nr, :q0] = 0
+            blk[:, :, r0 : r0 + nr, q0 + nq :] = 0
+            blk[:, :, r0 : r0 + nr, q0 : q0 + nq] = xv[:, :, i0 : i0 + sh * (nr - 1) + 1 : sh, j0 : j0 + sw * (nq - 1) + 1 : sw]
+        img[:, :, self.M :] = 0
+        return img
+
+    def merge(self, img, dtype) -> np.ndarray:
+        """The inverse of split: a fresh (N, C, H, W) array from a phase image (padding dropped)."""
+        sh, sw = self.stride
+        dx = np.zeros(self.shape, dtype)
+        dxv = self._xview(dx)
+        for (a, b), where in self.copies.items():
+            if where is not None:
+                (r0, nr, i0), (q0, nq, j0) = where
+                dxv[:, :, i0 : i0 + sh * (nr - 1) + 1 : sh, j0 : j0 + sw * (nq - 1) + 1 : sw] = self.block(img, a, b)[
+                    :, :, r0 : r0 + nr, q0 : q0 + nq
+                ]
+        return dx
+
+
+def _im2col(x, kh, kw, stride, padding, Ho, Wo):
+    """im2col of x into the workspace: ``(C*KH*KW, N*Ho*Wr)`` with the output width innermost.
+
+    Column ``(n, ho, wo)`` for ``wo < Wo`` holds the window of output pixel (ho, wo) of image n;
+    the ``Wr - Wo`` extra columns per output row are junk. Returns (cols, phases).
+    """
+    N, C = x.shape[:2]
+    g = _Phases(x.shape, kh, kw, *stride, *padding, Ho, Wo, channel_major=True)
+    img = g.split(x, "phase")
+    L = Ho * g.Wr
+    cols = _workspace.get("cols", (C, kh, kw, N, L), x.dtype)
+    for i, j, a, b, off in g.offsets():
+        cols[:, i, j] = g.block(img, a, b, off).reshape(C, N, g.Hr * g.Wr)[:, :, :L]
+    return cols.reshape(C * kh * kw, N * L), g
+
+
+def _conv(x, w, b, stride, padding, Ho, Wo):
+    """Unchecked convolution (im2col + one GEMM); returns a fresh (N, F, Ho, Wo) array."""
+    N = x.shape[0]
+    F, _, KH, KW = w.shape
+    cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
+    prod = _workspace.get("gemm", (F, cols.shape[1]), x.dtype)
+    np.matmul(w.reshape(F, -1), cols, out=prod)
+    out = np.empty((N, F, Ho, Wo), x.dtype)
+    res = prod.reshape(F, N, Ho, g.Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
+    if b is None:
+        np.copyto(out, res)
+    else:
+        np.add(res, b.reshape(F, 1, 1), out=out)
+    return out
+
+
+_DX_STRATEGY = "auto"  # "auto", or force "full" / "col2im" (the tests check both ways)
+
+
+def _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding) -> bool:
+    """Choose how conv2d_backward computes dx: True = full conv of dout, False = GEMM + col2im.
+
+    The full convolution (stride 1 only) reads an im2col of dout, F*KH*KW rows of about H*W;
+    GEMM + col2im writes, re-reads and scatters C*KH*KW rows of Ho*Wo. Same FLOPs, so pick the
+    smaller memory traffic: the full conv wins for many input channels, loses for C = 1.
+    """
+    if stride != (1, 1) or padding[0] > KH - 1 or padding[1] > KW - 1:
+        return False
+    if _DX_STRATEGY != "auto":
+        return _DX_STRATEGY == "full"
+    return 2 * F * H * (W + KW - 1) < 3 * C * Ho * (Wo + KW - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Padding and convolution
+# --------------------------------------------------------------------------------------------
+
+
+@reference
+def pad2d(x, padding, value=0.0):
+    """Pad the last two axes (height and width) of x with a constant.
+
+    Args:
+        x: array of shape (..., H, W), e.g. (N, C, H, W) or a single image (H, W).
+        padding: int or (ph, pw): rows added above and below, columns left and right.
+        value: the fill value (0 for zero padding).
+
+    Returns:
+        x_padded: array of shape (..., H + 2*ph, W + 2*pw), same dtype as x.
+
+    Shape:
+        (..., H, W) -> (..., H + 2*ph, W + 2*pw)
+
+    Example:
+        >>> pad2d(np.ones((2, 3)), 1)
+        array([[0., 0., 0., 0., 0.],
+               [0., 1., 1., 1., 0.],
+               [0., 1., 1., 1., 0.],
+               [0., 0., 0., 0., 0.]])
+
+    Introduced in 02_padding_and_stride.
+    """
+    op = "pad2d"
+    x = _array(op, "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"pad2d: x must have at least 2 axes (..., H, W), got shape {x.shape}")
+    ph, pw = _pair(op, "padding", padding, 0)
+    H, W = x.shape[-2:]
+    out = np.full(x.shape[:-2] + (H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
+    out[..., ph : ph + H, pw : pw + W] = x
+    return out
+
+
+@reference
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """2-D convolution (cross-correlation, as in every deep learning library) of a batch.
+
+    ``out[n, f, i, j] = b[f] + sum over c, ki, kj of
+    x_padded[n, c, i*sh + ki, j*sw + kj] * w[f, c, ki, kj]``. The Keras equivalent is
+    ``Conv2D(filters=F, kernel_size=(KH, KW), strides=stride)`` with channels first.
+
+    Args:
+        x: input of shape (N, C, H, W).
+        w: filters of shape (F, C, KH, KW).
+        b: bias of shape (F,), or None for no bias.
+        stride: int or (sh, sw), >= 1.
+        padding: int or (ph, pw), >= 0: zeros added on each side.
+
+    Returns:
+        out: array of shape (N, F, H_out, W_out).
+        cache: for conv2d_backward.
+
+    Shape:
+        H_out = (H + 2*ph - KH) // sh + 1,  W_out = (W + 2*pw - KW) // sw + 1
+
+    Example:
+        >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+        >>> w = np.ones((1, 1, 2, 2))
+        >>> out, cache = conv2d_forward(x, w, np.zeros(1), stride=2)
+        >>> out
+        array([[[[10., 18.],
+                 [42., 50.]]]])
+
+    Introduced in 03_conv_layer.
+    """
+    op = "conv2d_forward"
+    x = _array(op, "x", x, 4, "(N, C, H, W)")
+    w = _array(op, "w", w, 4, "(F, C, KH, KW)")
+    if b is not None:
+        b = _vector(op, "b", b, w.shape[0], "one bias per filter", w=w)
+    stride, padding, (Ho, Wo) = _conv_geometry(op, x, w, stride, padding)
+    dtype = _float_dtype(x, w, b)
+    x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+    b = None if b is None else b.astype(dtype, copy=False)
+    out = _conv(x, w, b, stride, padding, Ho, Wo)
+    cache = {"op": op, "x": x, "w": w, "has_bias": b is not None, "stride": stride, "padding": padding}
+    return out, cache
+
+
+@reference
+def conv2d_backward(dout, cache):
+    """Backward pass of conv2d_forward: gradients of the loss w.r.t. x, w and b.
+
+    ``dw[f] = sum over n, i, j of dout[n, f, i, j] * window(n, i, j)``, ``db[f] = sum of
+    dout[:, f]``, and dx adds ``dout[n, f, i, j] * w[f]`` back onto each window.
+
+    Args:
+        dout: upstream gradient of shape (N, F, H_out, W_out).
+        cache: from conv2d_forward.
+
+    Returns:
+        dx: (N, C, H, W). dw: (F, C, KH, KW). db: (F,), or None if the forward had no bias.
+
+    Shape:
+        same shapes as x, w and b of the forward pass.
+
+    Example:
+        >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+        >>> out, cache = conv2d_forward(x, w, np.zeros(1))
+        >>> dx, dw, db = conv2d_backward(np.ones_like(out), cache)
+        >>> dx[0, 0]
+        array([[1., 2., 1.],
+               [2., 4., 2.],
+               [1., 2., 1.]])
+        >>> db
+        array([4.])
+
+    Introduced in 05_backprop.
+    """
+    op = "conv2d_backward"
+    c = _cache(op, cache, "conv2d_forward")
+    x, w, stride, padding = c["x"], c["w"], c["stride"], c["padding"]
+    (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
+    Ho = (H + 2 * padding[0] - KH) // stride[0] + 1
+    Wo = (W + 2 * padding[1] - KW) // stride[1] + 1
+    dout = _dout(op, dout, (N, F, Ho, Wo), x.dtype)
+    db = dout.sum(axis=(0, 2, 3)) if c["has_bias"] else None
+
+    # dw: recompute the columns (cheaper than keeping them in the cache) and do one GEMM.
+    cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
+    dt = _workspace.get("dout", (F, N, Ho, g.Wr), x.dtype)
+    dt[:, :, :, Wo:] = 0  # junk columns contribute nothing
+    dt[:, :, :, :Wo] = dout.transpose(1, 0, 2, 3)
+    dt = dt.reshape(F, -1)
+    dw = np.matmul(cols, dt.T).T.reshape(w.shape)  # (cols @ dt.T) is far faster than dt @ cols.T
+
+    if _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding):
+        w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W)
+    else:  # GEMM into the columns' buffer, then col2im: one strided add per kernel offset
+        dcols = cols
+        np.matmul(w.reshape(F, -1).T, dt, out=dcols)
+        dcols = dcols.reshape(C, KH, KW, N, Ho * g.Wr)
+        img = _workspace.get("phase", g.size, x.dtype)
+        img.fill(0)
+        for i, j, a, b, off in g.offsets():
+            g.block(img, a, b, off).reshape(C, N, -1)[:, :, : Ho * g.Wr] += dcols[:, i, j]
+        dx = g.merge(img, x.dtype)
+    return dx, dw, db
+
+
+@reference
+def conv2d(x, w, b=None, stride=1, padding=0):
+    """2-D convolution without the cache: ``conv2d_forward(x, w, b, stride, padding)[0]``.
+
+    Args:
+        x: input of shape (N, C, H, W).
+        w: filters of shape (F, C, KH, KW).
+        b: bias of shape (F,), or None.
+        stride: int or (sh, sw).
+        padding: int or (ph, pw).
+
+    Returns:
+        out: array of shape (N, F, H_out, W_out).
+
+    Shape:
+        H_out = (H + 2*ph - KH) // sh + 1,  W_out = (W + 2*pw - KW) // sw + 1
+
+    Example:
+        >>> x = np.ones((2, 3, 200, 200), dtype=np.float32)
+        >>> out = conv2d(x, np.ones((4, 3, 5, 5), dtype=np.float32), stride=2, padding=1)
+        >>> out.shape, out.dtype
+        ((2, 4, 99, 99), dtype('float32'))
+
+    Introduced in 03_conv_layer.
+    """
+    return conv2d_forward(x, w, b, stride, padding)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------------
+
+
+def _pool_setup(op, x, kernel_size, stride):
+    x = _array(op, "x", x, 4, "(N, C, H, W)")
+    x = x.astype(_float_dtype(x), copy=False)
+    (kh, kw), (sh, sw), (Ho, Wo) = _pool_geometry(op, x, kernel_size, stride)
+    return x, _Phases(x.shape, kh, kw, sh, sw, 0, 0, Ho, Wo, channel_major=False)
+
+
+def _crop(flat, g) -> np.ndarray:
+    """A fresh (N, C, Ho, Wo) output from a flat (N, C, Hr, Wr) array with junk rows/columns."""
+    Ho, Wo = g.out
+    return flat.reshape(g.A, g.B, g.Hr, g.Wr)[:, :, :Ho, :Wo].copy()
+
+
+def _uncrop(dout, g) -> np.ndarray:
+    """dout (N, C, Ho, Wo) as a flat (N, C, Hr, Wr) array, zero at the junk positions."""
+    Ho, Wo = g.out
+    if (g.Hr, g.Wr) == (Ho, Wo):
+        return np.ascontiguousarray(dout).reshape(-1)
+    d = _workspace.get("pool_dout", (g.A, g.B, g.Hr, g.Wr), dout.dtype)
+    d[:, :, Ho:] = 0
+    d[:, :, :Ho, Wo:] = 0
+    d[:, :, :Ho, :Wo] = dout
+    return d.reshape(-1)
+
+
+def _pool_scatter(g, dtype, contributions) -> np.ndarray:
+    """dx from per-offset contributions: contributions(k, out) writes offset k's share into out."""
+    img = _workspace.get("pool", g.size, dtype)
+    if g.kernel == g.stride:  # windows tile the input: every phase is exactly one offset
+        if img.shape[2] > g.M or any(v is None for v in g.copies.values()):
+            img.fill(0)
+        for k, (i, j, a, b, off) in enumerate(g.offsets()):
+            contributions(k, img[a, b, : g.M])
+    else:
+        img.fill(0)
+        tmp = _workspace.get("pool_tmp", (g.M,), dtype)
+        for k, (i, j, a, b, off) in enumerate(g.offsets()):
+            contributions(k, tmp)
+            img[a, b, off : off + g.M] += tmp
+    return g.merge(img, dtype)
+
+
+@reference
+def max_pool2d_forward(x, kernel_size, stride=None):
+    """Max pooling: the largest value of each window, channel by channel.
+
+    Ties go to the first position of the window in row-major order (as in PyTorch), so the
+    backward pass routes each gradient to exactly one input. The Keras equivalent is
+    ``MaxPooling2D(pool_size=kernel_size, strides=stride)``.
+
+    Args:
+        x: input of shape (N, C, H, W).
+        kernel_size: int or (kh, kw): the window.
+        stride: int or (sh, sw); defaults to kernel_size (non-overlapping windows).
+
+    Returns:
+        out: array of shape (N, C, H_out, W_out).
+        cache: for max_pool2d_backward (holds the index of each window's maximum).
+
+    Shape:
+        H_out = (H - kh) // sh + 1,  W_out = (W - kw) // sw + 1;  depth C unchanged
+
+    Example:
+        >>> x = np.array([[[[1., 2, 5, 6], [3, 4, 7, 8], [0, 0, 1, 1], [0, 9, 1, 1]]]])
+        >>> out, cache = max_pool2d_forward(x, 2)
+        >>> out
+        array([[[[4., 8.],
+                 [9., 1.]]]])
+
+    Introduced in 04_pooling.
+    """
+    op = "max_pool2d_forward"
+    x, g = _pool_setup(op, x, kernel_size, stride)
+    img = g.split(x, "pool")
+    kk = g.kernel[0] * g.kernel[1]
+    itype = np.uint8 if kk <= 256 else np.int32
+    exact = (g.Hr, g.Wr) == g.out
+    best = np.empty(g.M, x.dtype) if exact else _workspace.get("pool_out", (g.M,), x.dtype)
+    idx = np.zeros(g.M, itype)  # offset number of each window's maximum
+    better = _workspace.get("pool_mask", (g.M,), bool)
+    code = _workspace.get("pool_code", (g.M,), itype)
+    for k, (i, j, a, b, off) in enumerate(g.offsets()):
+        s = img[a, b, off : off + g.M]
+        if k == 0:
+            best[...] = s
+            continue
+        np.greater(s, best, out=better)  # strictly greater: ties keep the earlier offset
+        np.maximum(best, s, out=best)
+        # idx = where(better, k, idx), as arithmetic: k exceeds every earlier code, so max() works
+        # (np.where / copyto(where=) on a random mask are 20-50x slower here).
+        np.multiply(better, itype(k), out=code)
+        np.maximum(idx, code, out=idx)
+    out = best.reshape(x.shape[0], x.shape[1], *g.out) if exact else _crop(best, g)
+    return out, {"op": op, "phases": g, "idx": idx, "dtype": x.dtype}
+
+
+@reference
+def max_pool2d_backward(dout, cache):
+    """Backward pass of max pooling: each window's gradient goes to the position of its maximum.
+
+    Args:
+        dout: upstream gradient of shape (N, C, H_out, W_out).
+        cache: from max_pool2d_forward.
+
+    Returns:
+        dx: array of shape (N, C, H, W); zero everywhere except at the argmax of each window
+        (overlapping windows add up).
+
+    Shape:
+        (N, C, H_out, W_out) -> (N, C, H, W)
+
+    Example:
+        >>> x = np.array([[[[1., 2], [4, 3]]]])
+        >>> out, cache = max_pool2d_forward(x, 2)
+        >>> max_pool2d_backward(np.array([[[[10.]]]]), cache)
+        array([[[[ 0.,  0.],
+                 [10.,  0.]]]])
+
+    Introduced in 04_pooling.
+    """
+    op = "max_pool2d_backward"
+    c = _cache(op, cache, "max_pool2d_forward")
+    g, idx, dtype = c["phases"], c["idx"], c["dtype"]
+    d = _uncrop(_dout(op, dout, (g.A, g.B) + g.out, dtype), g)
+    mask = _workspace.get("pool_mask", (g.M,), bool)
+
+    def routed(k, out):
+        np.equal(idx, k, out=mask)
+        np.multiply(d, mask, out=out)
+
+    return _pool_scatter(g, dtype, routed)
+
+
+@reference
+def avg_pool2d_forward(x, kernel_size, stride=None):
+    """Average (mean) pooling: the mean of each window, channel by channel.
+
+    The Keras equivalent is ``AveragePooling2D(pool_size=kernel_size, strides=stride)``.
+
+    Args:
+        x: input of shape (N, C, H, W).
+        kernel_size: int or (kh, kw): the window.
+        stride: int or (sh, sw); defaults to kernel_size.
+
+    Returns:
+        out: array of shape (N, C, H_out, W_out).
+        cache: for avg_pool2d_backward.
+
+    Shape:
+        H_out = (H - kh) // sh + 1,  W_out = (W - kw) // sw + 1;  depth C unchanged
+
+    Example:
+        >>> x = np.array([[[[1., 2, 5, 6], [3, 4, 7, 8]]]])
+        >>> avg_pool2d_forward(x, 2)[0]
+        array([[[[2.5, 6.5]]]])
+
+    Introduced in 04_pooling.
+    """
+    op = "avg_pool2d_forward"
+    x, g = _pool_setup(op, x, kernel_size, stride)
+    img = g.split(x, "pool")
+    exact = (g.Hr, g.Wr) == g.out
+    acc = np.empty(g.M, x.dtype) if exact else _workspace.get("pool_out", (g.M,), x.dtype)
+    for k, (i, j, a, b, off) in enumerate(g.offsets()):
+        if k == 0:
+            acc[...] = img[a, b, off : off + g.M]
+        else:
+            acc += img[a, b, off : off + g.M]
+    acc *= 1.0 / (g.kernel[0] * g.kernel[1])
+    out = acc.reshape(x.shape[0], x.shape[1], *g.out) if exact else _crop(acc, g)
+    return out, {"op": op, "phases": g, "dtype": x.dtype}
+
+
+@reference
+def avg_pool2d_backward(dout, cache):
+    """Backward pass of average pooling: each window's gradient is spread evenly over it.
+
+    Args:
+        dout: upstream gradient of shape (N, C, H_out, W_out).
+        cache: from avg_pool2d_forward.
+
+    Returns:
+        dx: array of shape (N, C, H, W); each window gets dout / (kh*kw) (overlaps add up).
+
+    Shape:
+        (N, C, H_out, W_out) -> (N, C, H, W)
+
+    Example:
+        >>> out, cache = avg_pool2d_forward(np.zeros((1, 1, 2, 2)), 2)
+        >>> avg_pool2d_backward(np.array([[[[8.]]]]), cache)
+        array([[[[2., 2.],
+                 [2., 2.]]]])
+
+    Introduced in 04_pooling.
+    """
+    op = "avg_pool2d_backward"
+    c = _cache(op, cache, "avg_pool2d_forward")
+    g, dtype = c["phases"], c["dtype"]
+    d = _uncrop(_dout(op, dout, (g.A, g.B) + g.out, dtype), g)
+    share = d * (1.0 / (g.kernel[0] * g.kernel[1]))
+
+    def spread(k, out):
+        out[...] = share
+
+    return _pool_scatter(g, dtype, spread)
+
+
+@reference
+def global_avg_pool2d_forward(x):
+    """Global average pooling: the mean of each channel over all positions.
+
+    The Keras equivalent is ``GlobalAveragePooling2D()``; it replaces Flatten before the
+    classifier in many modern networks.
+
+    Args:
+        x: input of shape (N, C, H, W).
+
+    Returns:
+        out: array of shape (N, C).
+        cache: for global_avg_pool2d_backward.
+
+    Shape:
+        (N, C, H, W) -> (N, C)
+
+    Example:
+        >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+        >>> global_avg_pool2d_forward(x)[0]
+        array([[1.5, 5.5]])
+
+    Introduced in 04_pooling.
+    """
+    op = "global_avg_pool2d_forward"
+    x = _array(op, "x", x, 4, "(N, C, H, W)")
+    x = x.astype(_float_dtype(x), copy=False)
+    if x.shape[2] * x.shape[3] == 0:
+        raise ValueError(f"{op}: x has no positions to average ({_shapes(x=x)})")
+    return x.mean(axis=(2, 3)), {"op": op, "shape": x.shape, "dtype": x.dtype}
+
+
+@reference
+def global_avg_pool2d_backward(dout, cache):
+    """Backward pass of global average pooling: dout / (H*W) at every position.
+
+    Args:
+        dout: upstream gradient of shape (N, C).
+        cache: from global_avg_pool2d_forward.
+
+    Returns:
+        dx: array of shape (N, C, H, W).
+
+    Shape:
+        (N, C) -> (N, C, H, W)
+
+    Example:
+        >>> out, cache = global_avg_pool2d_forward(np.zeros((1, 1, 2, 2)))
+        >>> global_avg_pool2d_backward(np.array([[4.0]]), cache)
+        array([[[[1., 1.],
+                 [1., 1.]]]])
+
+    Introduced in 04_pooling.
+    """
+    op = "global_avg_pool2d_backward"
+    c = _cache(op, cache, "global_avg_pool2d_forward")
+    N, C, H, W = c["shape"]
+    dout = _dout(op, dout, (N, C), c["dtype"])
+    dx = np.empty(c["shape"], c["dtype"])
+    dx[...] = (dout * (1.0 / (H * W)))[:, :, None, None]
+    return dx
+
+
+# --------------------------------------------------------------------------------------------
+# Elementwise and dense layers
+# --------------------------------------------------------------------------------------------
+
+
+@reference
+def relu_forward(x):
+    """Rectified linear unit, ``max(x, 0)`` elementwise.
+
+    Args:
+        x: array of any shape.
+
+    Returns:
+        out: array of the same shape and dtype.
+        cache: for relu_backward (the mask x > 0).
+
+    Shape:
+        unchanged
+
+    Example:
+        >>> relu_forward(np.array([-2.0, 0.0, 3.0]))[0]
+        array([0., 0., 3.])
+
+    Introduced in 05_backprop.
+    """
+    op = "relu_forward"
+    x = _array(op, "x", x)
+    x = x.astype(_float_dtype(x), copy=False)
+    return np.maximum(x, 0), {"op": op, "mask": x > 0, "dtype": x.dtype}
+
+
+@reference
+def relu_backward(dout, cache):
+    """Backward pass of ReLU: dout where x > 0, zero elsewhere (also at x == 0).
+
+    Args:
+        dout: upstream gradient, same shape as x.
+        cache: from relu_forward.
+
+    Returns:
+        dx: array of the shape of x.
+
+    Shape:
+        unchanged
+
+    Example:
+        >>> out, cache = relu_forward(np.array([-2.0, 0.0, 3.0]))
+        >>> relu_backward(np.array([5.0, 5.0, 5.0]), cache)
+        array([0., 0., 5.])
+
+    Introduced in 05_backprop.
+    """
+    op = "relu_backward"
+    c = _cache(op, cache, "relu_forward")
+    dout = _dout(op, dout, c["mask"].shape, c["dtype"])
+    return dout * c["mask"]
+
+
+@reference
+def linear_forward(x, w, b):
+    """Fully connected (dense) layer: ``out = x @ w + b``.
+
+    ``w`` is (in_features, out_features), so this is ``x @ w`` (PyTorch stores the transpose).
+    The Keras equivalent is ``Dense(out_features)``.
+
+    Args:
+        x: input of shape (N, in_features); flatten conv features first (flatten_forward).
+        w: weights of shape (in_features, out_features).
+        b: bias of shape (out_features,), or None.
+
+    Returns:
+        out: array of shape (N, out_features).
+        cache: for linear_backward.
+
+    Shape:
+        (N, in_features) -> (N, out_features)
+
+    Example:
+        >>> out, cache = linear_forward(np.ones((2, 3)), np.ones((3, 4)), np.arange(4.0))
+        >>> out
+        array([[3., 4., 5., 6.],
+               [3., 4., 5., 6.]])
+
+    Introduced in 05_backprop.
+    """
+    op = "linear_forward"
+    x = _array(op, "x", x, 2, "(N, in_features)")
+    w = _array(op, "w", w, 2, "(in_features, out_features)")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"{op}: x has {x.shape[1]} features but w expects {w.shape[0]} ({_shapes(x=x, w=w)}; "
+            "w is (in_features, out_features))"
+        )
+    if b is not None:
+        b = _vector(op, "b", b, w.shape[1], "one bias per output feature", w=w)
+    dtype = _float_dtype(x, w, b)
+    x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+    out = x @ w
+    if b is not None:
+        out += b.astype(dtype, copy=False)
+    return out, {"op": op, "x": x, "w": w, "has_bias": b is not None}
+
+
+@reference
+def linear_backward(dout, cache):
+    """Backward pass of the linear layer.
+
+    ``dx = dout @ w.T``, ``dw = x.T @ dout``, ``db = dout.sum(axis=0)``.
+
+    Args:
+        dout: upstream gradient of shape (N, out_features).
+        cache: from linear_forward.
+
+    Returns:
+        dx: (N, in_features). dw: (in_features, out_features). db: (out_features,) or None.
+
+    Shape:
+        same shapes as x, w and b of the forward pass.
+
+    Example:
+        >>> out, cache = linear_forward(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4))
+        >>> dx, dw, db = linear_backward(np.ones((2, 4)), cache)
+        >>> dx.shape, dw.shape, db
+        ((2, 3), (3, 4), array([2., 2., 2., 2.]))
+
+    Introduced in 05_backprop.
+    """
+    op = "linear_backward"
+    c = _cache(op, cache, "linear_forward")
+    x, w = c["x"], c["w"]
+    dout = _dout(op, dout, (x.shape[0], w.shape[1]), x.dtype)
+    return dout @ w.T, x.T @ dout, (dout.sum(axis=0) if c["has_bias"] else None)
+
+
+@reference
+def flatten_forward(x):
+    """Flatten every axis but the batch axis: (N, C, H, W) -> (N, C*H*W).
+
+    Seed example: a 32x32x10 feature map becomes 10,240 features. The Keras equivalent is
+    ``Flatten()``. The result may be a view of x (as with ``reshape``).
+
+    Args:
+        x: array of shape (N, ...), at least 1-D.
+
+    Returns:
+        out: array of shape (N, prod(...)).
+        cache: for flatten_backward (the original shape).
+
+    Shape:
+        (N, C, H, W) -> (N, C*H*W)
+
+    Example:
+        >>> flatten_forward(np.zeros((2, 10, 32, 32)))[0].shape
+        (2, 10240)
+
+    Introduced in 07_training.
+    """
+    op = "flatten_forward"
+    x = _array(op, "x", x)
+    x = x.astype(_float_dtype(x), copy=False)
+    if x.ndim < 1:
+        raise ValueError(f"{op}: x must have a batch axis (N, ...), got a scalar")
+    return x.reshape(x.shape[0], -1), {"op": op, "shape": x.shape, "dtype": x.dtype}
+
+
+@reference
+def flatten_backward(dout, cache):
+    """Backward pass of flatten: reshape dout back to the input's shape.
+
+    Args:
+        dout: upstream gradient of shape (N, prod(...)).
+        cache: from flatten_forward.
+
+    Returns:
+        dx: array of the input's shape.
+
+    Shape:
+        (N, C*H*W) -> (N, C, H, W)
+
+    Example:
+        >>> out, cache = flatten_forward(np.zeros((2, 3, 4, 4)))
+        >>> flatten_backward(np.ones((2, 48)), cache).shape
+        (2, 3, 4, 4)
+
+    Introduced in 07_training.
+    """
+    op = "flatten_backward"
+    c = _cache(op, cache, "flatten_forward")
+    shape = c["shape"]
+    dout = _dout(op, dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))), c["dtype"])
+    return dout.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Batch normalization and dropout
+# --------------------------------------------------------------------------------------------
+
+
+def _running(op, name, value, C, x):
+    a = _vector(op, name, value, C, "one per channel", x=x)
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or not value.flags.writeable:
+        raise TypeError(
+            f"{op}: {name} must be a writable float numpy array of shape ({C},): it is updated in "
+            f"place in training mode, got {type(value).__name__}"
+        )
+    return a
+
+
+@reference
+def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    """Spatial batch normalization: normalize each channel over (N, H, W), then scale and shift.
+
+    Training: ``x_hat = (x - mean) / sqrt(var + eps)`` with the batch mean and the biased batch
+    variance of each channel, ``out = gamma * x_hat + beta``; the running statistics are updated
+    IN PLACE exactly as ``torch.nn.functional.batch_norm`` does::
+
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+
+    (the unbiased variance, m = N*H*W values per channel). Evaluation: the running statistics
+    are used instead of the batch's and nothing is updated. This is the seed's reshape
+    (N, C, H, W) -> (N*H*W, C) and normalize each column. Keras: ``BatchNormalization()``
+    (whose ``momentum`` is 1 - this one).
+
+    Args:
+        x: input of shape (N, C, H, W).
+        gamma: scale of shape (C,).
+        beta: shift of shape (C,).
+        running_mean: float array of shape (C,), updated in place when training.
+        running_var: float array of shape (C,), updated in place when training.
+        training: True to use (and update with) batch statistics, False for evaluation.
+        momentum: weight of the new batch in the running statistics, in [0, 1].
+        eps: added to the variance for numerical stability, > 0.
+
+    Returns:
+        out: array of shape (N, C, H, W).
+        cache: for batchnorm2d_backward.
+
+    Shape:
+        unchanged; statistics are over N*H*W values per channel
+
+    Example:
+        >>> x = np.array([1.0, 3.0]).reshape(2, 1, 1, 1)
+        >>> rm, rv = np.zeros(1), np.ones(1)
+        >>> out, cache = batchnorm2d_forward(x, np.ones(1), np.zeros(1), rm, rv, training=True)
+        >>> out.ravel()
+        array([-1.,  1.])
+        >>> rm, rv  # 0.9*0 + 0.1*2 and 0.9*1 + 0.1*2 (unbiased variance of [1, 3] is 2)
+        (array([0.2]), array([1.1]))
+
+    Introduced in 06_batchnorm.
+    """
+    op = "batchnorm2d_forward"
+    x = _array(op, "x", x, 4, "(N, C, H, W)")
+    C = x.shape[1]
+    gamma = _vector(op, "gamma", gamma, C, "one per channel", x=x)
+    beta = _vector(op, "beta", beta, C, "one per channel", x=x)
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"{op}: training must be True or False, got {training!r}")
+    for name, v, lo, hi in (("momentum", momentum, 0.0, 1.0), ("eps", eps, 0.0, np.inf)):
+        if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)) or not lo <= v <= hi or (name == "eps" and v == 0):
+            raise ValueError(f"{op}: {name} must be a number in {'[0, 1]' if name == 'momentum' else '(0, inf)'}, got {v!r}")
+    if training:
+        running_mean = _running(op, "running_mean", running_mean, C, x)
+        running_var = _running(op, "running_var", running_var, C, x)
+    else:
+        running_mean = _vector(op, "running_mean", running_mean, C, "one per channel", x=x)
+        running_var = _vector(op, "running_var", running_var, C, "one per channel", x=x)
+    dtype = _float_dtype(x, gamma, beta)
+    x = x.astype(dtype, copy=False)
+    gamma, beta = gamma.astype(dtype, copy=False), beta.astype(dtype, copy=False)
+    bc = (1, C, 1, 1)  # per-channel vectors broadcast over (N, C, H, W)
+
+    if training:
+        m = x.shape[0] * x.shape[2] * x.shape[3]
+        if m < 2:
+            raise ValueError(f"{op}: training needs more than 1 value per channel to estimate a variance ({_shapes(x=x)})")
+        mean = x.mean(axis=(0, 2, 3))
+        xc = x - mean.reshape(bc)
+        var = np.mean(xc * xc, axis=(0, 2, 3))  # biased: used to normalize
+        running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+        running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
+    else:
+        xc = x - running_mean.astype(dtype, copy=False).reshape(bc)
+        var = running_var.astype(dtype, copy=False)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
+    x_hat = xc * inv_std.reshape(bc)
+    out = x_hat * gamma.reshape(bc) + beta.reshape(bc)
+    return out, {"op": op, "x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "training": bool(training)}
+
+
+@reference
+def batchnorm2d_backward(dout, cache):
+    """Backward pass of spatial batch normalization.
+
+    Training mode (the batch statistics depend on x), per channel over its m = N*H*W values::
+
+        dx = inv_std / m * (m * dx_hat - sum(dx_hat) - x_hat * sum(dx_hat * x_hat)),
+        dx_hat = dout * gamma
+
+    Evaluation mode: ``dx = dout * gamma * inv_std`` (the statistics are constants).
+    ``dgamma = sum(dout * x_hat)`` and ``dbeta = sum(dout)`` over (N, H, W) in both modes.
+
+    Args:
+        dout: upstream gradient of shape (N, C, H, W).
+        cache: from batchnorm2d_forward.
+
+    Returns:
+        dx: (N, C, H, W). dgamma: (C,). dbeta: (C,).
+
+    Shape:
+        same shapes as x, gamma and beta.
+
+    Example:
+        >>> x = np.array([1.0, 3.0]).reshape(2, 1, 1, 1)
+        >>> out, cache = batchnorm2d_forward(x, np.ones(1), np.zeros(1), np.zeros(1), np.ones(1), True)
+        >>> dx, dgamma, dbeta = batchnorm2d_backward(np.ones((2, 1, 1, 1)), cache)
+        >>> dx.ravel(), dgamma, dbeta  # a constant shift of all outputs teaches x nothing
+        (array([0., 0.]), array([0.]), array([2.]))
+
+    Introduced in 06_batchnorm.
+    """
+    op = "batchnorm2d_backward"
+    c = _cache(op, cache, "batchnorm2d_forward")
+    x_hat, inv_std, gamma = c["x_hat"], c["inv_std"], c["gamma"]
+    dout = _dout(op, dout, x_hat.shape, x_hat.dtype)
+    C = x_hat.shape[1]
+    bc = (1, C, 1, 1)
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dgamma = (dout * x_hat).sum(axis=(0, 2, 3))
+    if not c["training"]:
+        return dout * (gamma * inv_std).reshape(bc), dgamma, dbeta
+    m = x_hat.shape[0] * x_hat.shape[2] * x_hat.shape[3]
+    # with dx_hat = dout * gamma: sum(dx_hat) = gamma * dbeta, sum(dx_hat * x_hat) = gamma * dgamma
+    dx = (dout - (dbeta / m).reshape(bc) - x_hat * (dgamma / m).reshape(bc)) * (gamma * inv_std).reshape(bc)
+    return dx, dgamma, dbeta
+
+
+@reference
+def dropout_forward(x, p, training, rng):
+    """Inverted dropout: zero each value with probability p and scale the rest by 1 / (1 - p).
+
+    Scaling at training time keeps the expected activation unchanged, so evaluation is the
+    identity. Keras: ``Dropout(p)``.
+
+    Args:
+        x: array of any shape.
+        p: drop probability in [0, 1].
+        training: True to drop, False for the identity (evaluation).
+        rng: np.random.Generator drawing the mask (needed when training with p > 0).
+
+    Returns:
+        out: array of x's shape and dtype.
+        cache: for dropout_backward (the scaled mask).
+
+    Shape:
+        unchanged
+
+    Example:
+        >>> out, cache = dropout_forward(np.ones(8), 0.5, True, np.random.default_rng(0))
+        >>> sorted(set(out.tolist()))  # dropped, or kept and doubled
+        [0.0, 2.0]
+        >>> dropout_forward(np.ones(3), 0.5, False, None)[0]
+        array([1., 1., 1.])
+
+    Introduced in 07_training.
+    """
+    op = "dropout_forward"
+    x = _array(op, "x", x)
+    x = x.astype(_float_dtype(x), copy=False)
+    if not isinstance(p, numbers.Real) or isinstance(p, (bool, np.bool_)) or not 0 <= p <= 1:
+        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p!r}")
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"{op}: training must be True or False, got {training!r}")
+    if not training or p == 0:
+        return x, {"op": op, "mask": None, "shape": x.shape, "dtype": x.dtype}
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{op}: rng must be a np.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    if p == 1:
+        mask = np.zeros(x.shape, x.dtype)
+    else:
+        draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+        mask = (rng.random(x.shape, dtype=draw_dtype) >= p).astype(x.dtype) * x.dtype.type(1 / (1 - p))
+    return x * mask, {"op": op, "mask": mask, "shape": x.shape, "dtype": x.dtype}
+
+
+@reference
+def dropout_backward(dout, cache):
+    """Backward pass of inverted dropout: dout times the same scaled mask.
+
+    Args:
+        dout: upstream gradient, same shape as x.
+        cache: from dropout_forward.
+
+    Returns:
+        dx: array of x's shape.
+
+    Shape:
+        unchanged
+
+    Example:
+        >>> out, cache = dropout_forward(np.ones(4), 0.5, True, np.random.default_rng(0))
+        >>> bool(np.all(dropout_backward(np.ones(4), cache) == out))
+        True
+
+    Introduced in 07_training.
+    """
+    op = "dropout_backward"
+    c = _cache(op, cache, "dropout_forward")
+    dout = _dout(op, dout, c["shape"], c["dtype"])
+    return dout.copy() if c["mask"] is None else dout * c["mask"]

@@ -1,0 +1,107 @@
+"""Write an nbgrader SOURCE notebook (solutions/NN_name/NN_name.ipynb) from a Python script.
+
+The .ipynb under solutions/ is what nbgrader reads; a `scripts/build_NN_name.py` script built on
+this module is the easy way to write and review one (plain text, short helpers, no JSON by hand).
+Run the script after editing it; `make release` then regenerates notebooks/. tests/test_notebooks.py
+fails when a script and its notebook drift apart, so edit the script, not the .ipynb.
+
+    nb = Notebook("03_conv_layer")                 # grade_ids get the prefix "nb03_"
+    nb.md("# 03 · The convolution layer ...")
+    nb.setup("import numpy as np\\nfrom cnnlib import grading")   # read-only, restored when grading
+    nb.code("x = np.ones(3)")                       # a normal cell (demo, worked example)
+    nb.exercise(1, "naive conv forward", points=4,
+                text="Write `conv_forward_naive(x, w, b, stride, padding)` ...",
+                solution="def conv_forward_naive(...):\\n    ### BEGIN SOLUTION\\n    ...\\n    ### END SOLUTION",
+                tests="grading.check_function(...)\\n### BEGIN HIDDEN TESTS\\n...\\n### END HIDDEN TESTS")
+    nb.write()                                      # or nb.write(out_dir) for a copy elsewhere
+
+Conventions checked here (and again in tests/test_notebooks.py): an exercise's heading reads
+"### Exercise K.N: title (P points)", its solution cell has grade_id "nbK_exN_solution" and its test
+cell "nbK_exN_tests" with P points; every solution region and hidden-test region is closed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _dedent(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+class Notebook:
+    """An nbgrader source notebook under construction (see the module docstring)."""
+
+    def __init__(self, name: str):
+        if not re.fullmatch(r"\d\d_[a-z0-9_]+", name):
+            raise ValueError(f"notebook name must look like '01_images_and_kernels', got {name!r}")
+        self.name = name
+        self.number = int(name[:2])
+        self.prefix = f"nb{name[:2]}"
+        self.cells: list = []
+
+    # -- cells ---------------------------------------------------------------------------------
+    def _add(self, cell, grade_id: str | None = None, **nbgrader) -> None:
+        cell.id = grade_id.replace("_", "-") if grade_id else f"{self.prefix}-{len(self.cells):03d}"
+        if grade_id:
+            meta = {"grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3,
+                    "solution": False, "task": False}
+            meta.update(nbgrader)
+            cell.metadata["nbgrader"] = meta
+        self.cells.append(cell)
+
+    def md(self, text: str) -> None:
+        """A markdown cell (text is dedented)."""
+        self._add(nbformat.v4.new_markdown_cell(_dedent(text)))
+
+    def code(self, source: str) -> None:
+        """An ordinary code cell: demos and worked examples. Learners may edit it."""
+        self._add(nbformat.v4.new_code_cell(_dedent(source)))
+
+    def setup(self, source: str) -> None:
+        """The read-only import cell; nbgrader restores it from the gradebook when grading."""
+        self._add(nbformat.v4.new_code_cell(_dedent(source)), f"{self.prefix}_setup", locked=True)
+
+    def exercise(self, n: int, title: str, *, points: int, text: str, solution: str, tests: str) -> None:
+        """Heading + statement (markdown), solution cell, test cell worth ``points``."""
+        solution, tests = _dedent(solution), _dedent(tests)
+        for region, src in (("SOLUTION", solution), ("HIDDEN TESTS", tests)):
+            if src.count(f"### BEGIN {region}") != 1 or src.count(f"### END {region}") != 1:
+                raise ValueError(f"exercise {n}: need exactly one ### BEGIN/END {region} pair")
+        unit = "point" if points == 1 else "points"
+        self.md(f"### Exercise {self.number}.{n}: {title} ({points} {unit})\n\n{_dedent(text)}")
+        ex = f"{self.prefix}_ex{n}"
+        self._add(nbformat.v4.new_code_cell(solution), f"{ex}_solution", solution=True)
+        self._add(nbformat.v4.new_code_cell(tests), f"{ex}_tests", grade=True, locked=True,
+                  points=points)
+
+    # -- output --------------------------------------------------------------------------------
+    def notebook(self):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata = {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        }
+        nb.cells = self.cells
+        nbformat.validate(nb)
+        return nb
+
+    def write(self, out_dir: str | Path | None = None) -> Path:
+        """Write ``<out_dir or solutions/NAME>/NAME.ipynb``; returns the path."""
+        folder = Path(out_dir) if out_dir else REPO / "solutions" / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}.ipynb"
+        path.write_text(nbformat.writes(self.notebook()) + "\n", encoding="utf-8")
+        return path
+
+    def main(self) -> None:
+        """Command line: ``python scripts/build_NN_name.py [OUT_DIR]``."""
+        path = self.write(sys.argv[1] if len(sys.argv) > 1 else None)
+        print(f"wrote {path}")

@@ -1,0 +1,439 @@
+"""cnnlib.functional against naive loops, scipy, numerical gradients and (when installed) PyTorch.
+
+One helper per kind of check, many seeded cases: random shapes with non-square inputs and
+kernels, strides, paddings, overlapping and gapped pooling windows, N = 1 and C = 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from cnnlib import functional as F
+from cnnlib._guard import ReferenceBlockedError, blocked
+from cnnlib.gradcheck import check_backward
+
+try:
+    from tests import naive
+except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
+    import naive
+
+GRAD_TOL = 1e-7  # float64 gradient checks
+
+
+# ------------------------------------------------------------------------------------ cases
+
+
+def conv_case(seed: int) -> dict:
+    """A random conv problem: shapes, stride and padding drawn from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    N, C, Fo = (int(v) for v in rng.integers(1, 4, size=3))
+    KH, KW = (int(v) for v in rng.integers(1, 5, size=2))
+    sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+    ph, pw = (int(v) for v in rng.integers(0, 3, size=2))
+    H = int(rng.integers(max(1, KH - 2 * ph), 9))
+    W = int(rng.integers(max(1, KW - 2 * pw), 9))
+    stride = sh if seed % 3 == 0 else (sh, sw)
+    padding = ph if seed % 3 == 0 else (ph, pw)
+    if seed % 3 == 0:
+        H, W = max(H, KH - 2 * ph), max(W, KW - 2 * ph)
+    return dict(x=(N, C, H, W), w=(Fo, C, KH, KW), stride=stride, padding=padding)
+
+
+FIXED_CONV_CASES = [
+    dict(x=(1, 1, 5, 5), w=(1, 1, 3, 3), stride=1, padding=0),  # N = 1, C = 1
+    dict(x=(2, 3, 7, 5), w=(4, 3, 3, 3), stride=2, padding=1),  # the STYLE.md example
+    dict(x=(2, 3, 6, 9), w=(2, 3, 1, 1), stride=1, padding=0),  # 1x1 conv
+    dict(x=(1, 2, 4, 4), w=(3, 2, 6, 6), stride=1, padding=1),  # kernel = padded input
+    dict(x=(2, 2, 9, 8), w=(2, 2, 2, 3), stride=(3, 4), padding=0),  # stride > kernel: gaps
+    dict(x=(1, 2, 5, 6), w=(2, 2, 3, 2), stride=1, padding=(3, 2)),  # padding > kernel - 1
+    dict(x=(3, 4, 8, 8), w=(2, 4, 5, 5), stride=1, padding=2),  # 'same' 5x5
+    dict(x=(2, 5, 6, 7), w=(2, 5, 3, 3), stride=1, padding=1),  # many channels: full-conv dx
+]
+CONV_CASES = FIXED_CONV_CASES + [conv_case(seed) for seed in range(24)]
+
+
+def case_id(case: dict) -> str:
+    return "-".join(f"{k}{v}".replace(" ", "") for k, v in case.items())
+
+
+def pool_case(seed: int) -> dict:
+    rng = np.random.default_rng(1000 + seed)
+    N, C = (int(v) for v in rng.integers(1, 4, size=2))
+    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+    H, W = int(rng.integers(kh, 10)), int(rng.integers(kw, 10))
+    kernel = kh if seed % 4 == 0 else (kh, kw)
+    if seed % 4 == 0:
+        H, W = max(H, kh), max(W, kh)
+    stride = [None, 1, (int(rng.integers(1, 4)), int(rng.integers(1, 4))), 2][seed % 4]
+    return dict(x=(N, C, H, W), kernel_size=kernel, stride=stride)
+
+
+FIXED_POOL_CASES = [
+    dict(x=(1, 1, 4, 4), kernel_size=2, stride=None),  # N = 1, C = 1, tiled
+    dict(x=(2, 3, 7, 7), kernel_size=3, stride=2),  # overlapping windows
+    dict(x=(2, 2, 9, 6), kernel_size=(3, 2), stride=(1, 2)),  # non-square, overlapping rows
+    dict(x=(1, 2, 8, 9), kernel_size=2, stride=3),  # gaps between windows
+    dict(x=(2, 2, 5, 7), kernel_size=2, stride=None),  # floor: last row/column unused
+    dict(x=(1, 1, 3, 3), kernel_size=3, stride=1),  # one window = whole input
+]
+POOL_CASES = FIXED_POOL_CASES + [pool_case(seed) for seed in range(20)]
+
+
+def conv_arrays(case, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(case["x"]).astype(dtype)
+    w = rng.standard_normal(case["w"]).astype(dtype)
+    b = rng.standard_normal(case["w"][0]).astype(dtype)
+    return x, w, b
+
+
+def distinct(shape, seed=0):
+    """Values at least 0.1 apart in random order: no max-pool window has a near-tie."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 - 1.0
+
+
+# ------------------------------------------------------------------------- check helpers
+
+
+def assert_matches(actual, expected, what, tol=1e-10):
+    """Same shape and values (float64 round-off) as a reference."""
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, err_msg=what)
+
+
+def assert_gradients_ok(forward, backward, inputs, kwargs=None, wrt=None):
+    """Analytic gradients agree with centred differences in float64."""
+    errors = check_backward(forward, backward, inputs, kwargs=kwargs, wrt=wrt)
+    assert max(errors.values()) < GRAD_TOL, f"relative errors {errors}"
+
+
+# ---------------------------------------------------------------------- conv vs references
+
+
+@pytest.mark.parametrize("strategy", ["col2im", "full"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
+def test_conv_matches_naive_loops(case, strategy, monkeypatch):
+    monkeypatch.setattr(F, "_DX_STRATEGY", strategy)
+    x, w, b = conv_arrays(case)
+    out, cache = F.conv2d_forward(x, w, b, case["stride"], case["padding"])
+    assert_matches(out, naive.conv2d_forward(x, w, b, case["stride"], case["padding"]), "out")
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    grads = F.conv2d_backward(dout, cache)
+    expected = naive.conv2d_backward(dout, x, w, case["stride"], case["padding"])
+    for name, g, e in zip(("dx", "dw", "db"), grads, expected):
+        assert_matches(g, e, name)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:16], ids=case_id)
+def test_conv_gradients(case):
+    x, w, b = conv_arrays(case, seed=2)
+    assert_gradients_ok(
+        F.conv2d_forward, F.conv2d_backward, {"x": x, "w": w, "b": b},
+        {"stride": case["stride"], "padding": case["padding"]},
+    )
+
+
+@pytest.mark.parametrize("shape,kshape", [((6, 7), (3, 3)), ((5, 9), (2, 4)), ((4, 4), (4, 4)), ((8, 3), (1, 3))])
+@pytest.mark.parametrize("mode", ["valid", "full", "same"])
+def test_single_channel_conv_is_scipy_correlate2d(shape, kshape, mode):
+    rng = np.random.default_rng(3)
+    image, kernel = rng.standard_normal(shape), rng.standard_normal(kshape)
+    if mode == "same" and (kshape[0] % 2 == 0 or kshape[1] % 2 == 0):
+        pytest.skip("'same' with an even kernel needs asymmetric padding")
+    padding = {"valid": 0, "full": (kshape[0] - 1, kshape[1] - 1), "same": (kshape[0] // 2, kshape[1] // 2)}[mode]
+    out = F.conv2d(image[None, None], kernel[None, None], padding=padding)[0, 0]
+    assert_matches(out, signal.correlate2d(image, kernel, mode=mode), f"conv2d vs correlate2d {mode}")
+
+
+def test_conv_without_bias():
+    x, w, b = conv_arrays(FIXED_CONV_CASES[1])
+    out, cache = F.conv2d_forward(x, w, None, 2, 1)
+    assert_matches(out, naive.conv2d_forward(x, w, None, 2, 1), "out")
+    dx, dw, db = F.conv2d_backward(np.ones_like(out), cache)
+    assert db is None
+    assert_matches(F.conv2d(x, w, None, 2, 1), out, "conv2d")
+
+
+def test_pad2d_matches_np_pad():
+    x = np.arange(24.0).reshape(1, 2, 3, 4)
+    assert_matches(F.pad2d(x, (1, 2)), np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2))), "pad2d")
+    assert_matches(F.pad2d(x[0, 0], 1, value=-1.0), np.pad(x[0, 0], 1, constant_values=-1.0), "pad2d 2-D")
+
+
+# --------------------------------------------------------------------------------- pooling
+
+POOLS = {
+    "max": (F.max_pool2d_forward, F.max_pool2d_backward, naive.max_pool2d_forward, naive.max_pool2d_backward),
+    "avg": (F.avg_pool2d_forward, F.avg_pool2d_backward, naive.avg_pool2d_forward, naive.avg_pool2d_backward),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_pool_matches_naive_loops(case, kind):
+    forward, backward, naive_forward, naive_backward = POOLS[kind]
+    k, s = case["kernel_size"], case["stride"]
+    rng = np.random.default_rng(4)
+    for x in (rng.standard_normal(case["x"]), rng.integers(0, 3, size=case["x"]).astype(float)):  # 2nd: many ties
+        out, cache = forward(x, k, s)
+        assert_matches(out, naive_forward(x, k, s), f"{kind} pool out")
+        dout = rng.standard_normal(out.shape)
+        assert_matches(backward(dout, cache), naive_backward(dout, x, k, s), f"{kind} pool dx")
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+@pytest.mark.parametrize("case", POOL_CASES[:14], ids=case_id)
+def test_pool_gradients(case, kind):
+    forward, backward = POOLS[kind][:2]
+    x = distinct(case["x"], seed=5)
+    assert_gradients_ok(forward, backward, {"x": x}, {"kernel_size": case["kernel_size"], "stride": case["stride"]})
+
+
+def test_max_pool_ties_go_to_the_first_position():
+    out, cache = F.max_pool2d_forward(np.zeros((1, 1, 3, 3)), 2, 1)  # every window all ties
+    dx = F.max_pool2d_backward(np.ones((1, 1, 2, 2)), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_max_pool_with_more_than_256_window_positions():
+    x = distinct((1, 2, 17, 18), seed=6)
+    out, cache = F.max_pool2d_forward(x, 17, 1)
+    assert_matches(out, naive.max_pool2d_forward(x, 17, 1), "out")
+    dout = np.arange(4.0).reshape(out.shape)
+    assert_matches(F.max_pool2d_backward(dout, cache), naive.max_pool2d_backward(dout, x, 17, 1), "dx")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 1, 1, 1), (3, 2, 7, 2)])
+def test_global_avg_pool(shape):
+    x = np.random.default_rng(7).standard_normal(shape)
+    out, _ = F.global_avg_pool2d_forward(x)
+    assert_matches(out, naive.global_avg_pool2d_forward(x), "out")
+    assert_gradients_ok(F.global_avg_pool2d_forward, F.global_avg_pool2d_backward, {"x": x})
+
+
+# ------------------------------------------------------------------ relu, linear, flatten
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4, 5), (7,)])
+def test_relu(shape):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape)
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
+    assert_matches(F.relu_forward(x)[0], naive.relu_forward(x), "relu")
+    assert_gradients_ok(F.relu_forward, F.relu_backward, {"x": x})
+
+
+@pytest.mark.parametrize("n,i,o", [(1, 1, 1), (4, 5, 3), (3, 12, 7)])
+def test_linear(n, i, o):
+    rng = np.random.default_rng(9)
+    x, w, b = rng.standard_normal((n, i)), rng.standard_normal((i, o)), rng.standard_normal(o)
+    assert_matches(F.linear_forward(x, w, b)[0], naive.linear_forward(x, w, b), "linear")
+    assert_gradients_ok(F.linear_forward, F.linear_backward, {"x": x, "w": w, "b": b})
+
+
+def test_flatten_round_trip():
+    x = np.random.default_rng(10).standard_normal((2, 3, 4, 5))
+    out, cache = F.flatten_forward(x)
+    assert_matches(out, x.reshape(2, 60), "flatten")
+    assert_gradients_ok(F.flatten_forward, F.flatten_backward, {"x": x})
+
+
+# ------------------------------------------------------------------------------ batch norm
+
+BN_SHAPES = [(4, 3, 2, 2), (2, 1, 3, 5), (1, 2, 3, 3), (5, 4, 1, 1)]
+
+
+def bn_arrays(shape, seed=11):
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = rng.standard_normal(shape) * 2 + 0.5
+    return x, rng.standard_normal(C), rng.standard_normal(C), rng.standard_normal(C), rng.uniform(0.5, 2, C)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_matches_naive_and_updates_running_stats_like_torch(shape, training):
+    x, gamma, beta, rm, rv = bn_arrays(shape)
+    expected, new_rm, new_rv = naive.batchnorm2d_forward(x, gamma, beta, rm, rv, training, momentum=0.3, eps=1e-3)
+    running_mean, running_var = rm.copy(), rv.copy()
+    out, _ = F.batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.3, eps=1e-3)
+    assert_matches(out, expected, "out")
+    assert_matches(running_mean, new_rm, "running_mean (updated in place)")
+    assert_matches(running_var, new_rv, "running_var (updated in place)")
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batchnorm_gradients(shape, training):
+    x, gamma, beta, rm, rv = bn_arrays(shape, seed=12)
+    assert_gradients_ok(
+        F.batchnorm2d_forward, F.batchnorm2d_backward, {"x": x, "gamma": gamma, "beta": beta},
+        {"running_mean": rm, "running_var": rv, "training": training},
+    )
+
+
+def test_batchnorm_running_stats_converge_to_the_data_statistics():
+    rng = np.random.default_rng(13)
+    rm, rv = np.zeros(2), np.ones(2)
+    for _ in range(200):
+        x = rng.normal(loc=[3.0, -1.0], scale=[2.0, 0.5], size=(8, 4, 4, 2)).transpose(0, 3, 1, 2)
+        F.batchnorm2d_forward(x, np.ones(2), np.zeros(2), rm, rv, True)
+    np.testing.assert_allclose(rm, [3.0, -1.0], atol=0.15)
+    np.testing.assert_allclose(rv, [4.0, 0.25], rtol=0.15)
+
+
+# --------------------------------------------------------------------------------- dropout
+
+
+def test_dropout_mask_scaling_and_modes():
+    x = np.random.default_rng(14).standard_normal((50, 40))
+    out, cache = F.dropout_forward(x, 0.3, True, np.random.default_rng(15))
+    keep = np.random.default_rng(15).random(x.shape) >= 0.3  # the same draw
+    assert_matches(out, np.where(keep, x / 0.7, 0.0), "dropout out")
+    dout = np.ones_like(x)
+    assert_matches(F.dropout_backward(dout, cache), np.where(keep, 1 / 0.7, 0.0), "dropout dx")
+    assert 0.25 < 1 - keep.mean() < 0.35
+    for p, training in ((0.3, False), (0.0, True)):
+        out, cache = F.dropout_forward(x, p, training, None)
+        assert_matches(out, x, f"dropout p={p} training={training} is the identity")
+        assert_matches(F.dropout_backward(dout, cache), dout, "identity backward")
+    out, cache = F.dropout_forward(x, 1.0, True, np.random.default_rng(0))
+    assert not out.any() and not F.dropout_backward(dout, cache).any()
+
+
+def test_dropout_gradients():
+    x = np.random.default_rng(16).standard_normal((3, 5))
+    forward = lambda x: F.dropout_forward(x, 0.4, True, np.random.default_rng(17))  # noqa: E731
+    assert_gradients_ok(forward, F.dropout_backward, {"x": x})
+
+
+# ------------------------------------------------------------------------- dtype and safety
+
+def roundtrip(forward, backward, *args):
+    """Forward, then backward with dout = the output itself; returns (out, *gradients)."""
+    out, cache = forward(*args)
+    grads = backward(out, cache)
+    return (out, *(grads if isinstance(grads, tuple) else (grads,)))
+
+
+def f32(*shape, fill=None):
+    return np.ones(shape, np.float32) if fill is None else np.full(shape, fill, np.float32)
+
+
+FLOAT32_CHECKS = {
+    "conv": lambda x, rng: roundtrip(F.conv2d_forward, F.conv2d_backward, x, rng.standard_normal((4, 3, 3, 2)).astype(np.float32), f32(4), 2, 1),
+    "max_pool": lambda x, rng: roundtrip(F.max_pool2d_forward, F.max_pool2d_backward, x, 3, 2),
+    "avg_pool": lambda x, rng: roundtrip(F.avg_pool2d_forward, F.avg_pool2d_backward, x, 2),
+    "global_avg_pool": lambda x, rng: roundtrip(F.global_avg_pool2d_forward, F.global_avg_pool2d_backward, x),
+    "relu": lambda x, rng: roundtrip(F.relu_forward, F.relu_backward, x),
+    "flatten": lambda x, rng: roundtrip(F.flatten_forward, F.flatten_backward, x),
+    "batchnorm": lambda x, rng: roundtrip(F.batchnorm2d_forward, F.batchnorm2d_backward, x, f32(3), f32(3, fill=0), f32(3, fill=0), f32(3), True),
+    "batchnorm_eval": lambda x, rng: roundtrip(F.batchnorm2d_forward, F.batchnorm2d_backward, x, f32(3), f32(3, fill=0), f32(3, fill=0), f32(3), False),
+    "dropout": lambda x, rng: roundtrip(F.dropout_forward, F.dropout_backward, x, 0.5, True, rng),
+    "linear": lambda x, rng: roundtrip(F.linear_forward, F.linear_backward, x.reshape(2, -1), f32(x[0].size, 3), f32(3)),
+    "pad2d": lambda x, rng: (F.pad2d(x, 1),),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32_CHECKS))
+def test_float32_stays_float32(name):
+    """Forward outputs and every gradient."""
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    results = FLOAT32_CHECKS[name](x, rng)
+    for r in results:
+        assert r is None or r.dtype == np.float32, f"{name}: got {r.dtype}"
+
+
+@pytest.mark.parametrize("case", FIXED_CONV_CASES, ids=case_id)
+def test_float32_conv_agrees_with_float64(case):
+    x, w, b = conv_arrays(case)
+    out32, c32 = F.conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), case["stride"], case["padding"])
+    out64, c64 = F.conv2d_forward(x, w, b, case["stride"], case["padding"])
+    np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-4)
+    for g32, g64 in zip(F.conv2d_backward(out32, c32), F.conv2d_backward(out64, c64)):
+        np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-3)
+
+
+def test_integer_and_list_inputs_are_computed_in_float64():
+    out = F.conv2d(np.arange(16).reshape(1, 1, 4, 4), [[[[1, 1], [1, 1]]]], stride=2)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out[0, 0], [[10, 18], [42, 50]])
+
+
+def test_results_never_share_memory_with_scratch_buffers():
+    """Scratch buffers are reused between calls: earlier outputs and caches must stay valid."""
+    case = FIXED_CONV_CASES[1]
+    x1, w, b = conv_arrays(case, seed=19)
+    x2 = conv_arrays(case, seed=20)[0]
+    out1, cache1 = F.conv2d_forward(x1, w, b, 2, 1)
+    kept = out1.copy()
+    out2, cache2 = F.conv2d_forward(x2, w, b, 2, 1)
+    dx2 = F.conv2d_backward(np.ones_like(out2), cache2)[0]
+    kept_dx2 = dx2.copy()
+    dx1, dw1, db1 = F.conv2d_backward(np.ones_like(out1), cache1)
+    assert_matches(out1, kept, "first output after a second call")
+    assert_matches(dx2, kept_dx2, "second dx after another backward")
+    assert_matches(dx1, naive.conv2d_backward(np.ones_like(out1), x1, w, 2, 1)[0], "backward of the first cache")
+    p1, pc1 = F.max_pool2d_forward(x1, 3, 1)
+    p2, pc2 = F.max_pool2d_forward(x2, 3, 1)
+    assert_matches(F.max_pool2d_backward(np.ones_like(p1), pc1), naive.max_pool2d_backward(np.ones_like(p1), x1, 3, 1), "pool")
+
+
+MODULES = ["cnnlib.functional", "cnnlib.losses", "cnnlib.gradcheck", "cnnlib.shapes", "cnnlib.kernels"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_public_function_is_a_guarded_reference(module):
+    mod = importlib.import_module(module)
+    functions = [getattr(mod, name) for name in mod.__all__ if callable(getattr(mod, name)) and not isinstance(getattr(mod, name), dict)]
+    assert functions
+    for fn in functions:
+        assert getattr(fn, "__wrapped_reference__", False), f"{module}.{fn.__name__} is not decorated with @reference"
+    with blocked("an exercise"), pytest.raises(ReferenceBlockedError, match="an exercise"):
+        functions[0]()
+
+
+# ----------------------------------------------------------------- PyTorch (extra, optional)
+
+
+@pytest.mark.parametrize("case", FIXED_CONV_CASES[:4], ids=case_id)
+def test_against_torch(case):
+    torch = pytest.importorskip("torch")
+    x, w, b = conv_arrays(case)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    out_t = torch.nn.functional.conv2d(xt, wt, bt, stride=case["stride"], padding=case["padding"])
+    out_t.backward(torch.ones_like(out_t))
+    out, cache = F.conv2d_forward(x, w, b, case["stride"], case["padding"])
+    assert_matches(out, out_t.detach().numpy(), "conv vs torch")
+    for g, t in zip(F.conv2d_backward(np.ones_like(out), cache), (xt, wt, bt)):
+        assert_matches(g, t.grad.numpy(), "conv grads vs torch")
+
+    xp = torch.tensor(x, requires_grad=True)
+    pooled = torch.nn.functional.max_pool2d(xp, 2, 1)
+    pooled.backward(torch.ones_like(pooled))
+    out, cache = F.max_pool2d_forward(x, 2, 1)
+    assert_matches(out, pooled.detach().numpy(), "max pool vs torch")
+    assert_matches(F.max_pool2d_backward(np.ones_like(out), cache), xp.grad.numpy(), "max pool dx vs torch")
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_against_torch(training):
+    torch = pytest.importorskip("torch")
+    x, gamma, beta, rm, rv = bn_arrays((4, 3, 2, 2), seed=21)
+    rm_t, rv_t = torch.tensor(rm), torch.tensor(rv)
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    out_t = torch.nn.functional.batch_norm(xt, rm_t, rv_t, gt, bt, training=training, momentum=0.2, eps=1e-4)
+    dout = np.random.default_rng(22).standard_normal(x.shape)
+    out_t.backward(torch.tensor(dout))
+    out, cache = F.batchnorm2d_forward(x, gamma, beta, rm, rv, training, momentum=0.2, eps=1e-4)
+    assert_matches(out, out_t.detach().numpy(), "bn out vs torch")
+    assert_matches(rm, rm_t.numpy(), "running_mean vs torch")
+    assert_matches(rv, rv_t.numpy(), "running_var vs torch")
+    for g, t in zip(F.batchnorm2d_backward(dout, cache), (xt, gt, bt)):
+        assert_matches(g, t.grad.numpy(), "bn grads vs torch")

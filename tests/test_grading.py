@@ -1,0 +1,414 @@
+"""cnnlib.grading: right answers pass, each known mistake gets its hint, the reference is refused,
+and every message names the case and the shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlib import _guard, grading
+from cnnlib import functional as F
+from cnnlib import shapes
+
+
+# ------------------------------------------------------------------------------------------------
+# learners' functions: one right version of each, written by hand as a learner would
+
+
+def conv_naive(x, w, b, stride=1, padding=0):
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    ph, pw = (padding, padding) if np.isscalar(padding) else padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    N, _, H, W = xp.shape
+    Fn, _, KH, KW = w.shape
+    out = np.zeros((N, Fn, (H - KH) // sh + 1, (W - KW) // sw + 1))
+    for n in range(N):
+        for f in range(Fn):
+            for i in range(out.shape[2]):
+                for j in range(out.shape[3]):
+                    out[n, f, i, j] = np.sum(xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW] * w[f]) + b[f]
+    return out
+
+
+def conv_single(image, kernel, stride=1, padding=0):
+    return conv_naive(image[None, None], kernel[None, None], np.zeros(1), stride, padding)[0, 0]
+
+
+def conv_single_ref(image, kernel, stride=1, padding=0):
+    return F.conv2d(image[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
+
+
+def pad_naive(x, padding):
+    ph, pw = (padding, padding) if np.isscalar(padding) else padding
+    out = np.zeros(x.shape[:2] + (x.shape[2] + 2 * ph, x.shape[3] + 2 * pw), dtype=x.dtype)
+    out[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]] = x
+    return out
+
+
+def max_pool_naive(x, kernel_size, stride=None):
+    s = kernel_size if stride is None else stride
+    N, C, H, W = x.shape
+    out = np.zeros((N, C, (H - kernel_size) // s + 1, (W - kernel_size) // s + 1))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[:, :, i, j] = x[:, :, i * s:i * s + kernel_size, j * s:j * s + kernel_size].max(axis=(2, 3))
+    return out, None
+
+
+def output_size(n, kernel_size, stride=1, padding=0):
+    return (n + 2 * padding - kernel_size) // stride + 1
+
+
+STYLE_CASE = {  # the example of STYLE.md
+    "x": np.random.default_rng(0).standard_normal((2, 3, 7, 5)),
+    "w": np.random.default_rng(1).standard_normal((4, 3, 3, 3)),
+    "b": np.random.default_rng(2).standard_normal(4),
+    "stride": 2,
+    "padding": 1,
+}
+
+
+def failure(fn, reference, cases, **kwargs) -> str:
+    """The message of the GradingFailure that check_function raises."""
+    with pytest.raises(grading.GradingFailure) as info:
+        grading.check_function(fn, reference, cases, quiet=True, **kwargs)
+    return str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# right answers pass, on visible-style and generated cases
+
+
+@pytest.mark.parametrize("fn,reference,cases,kwargs", [
+    (conv_naive, F.conv2d, grading.conv_cases(25, seed=1), {}),
+    (conv_naive, F.conv2d, grading.conv_cases(10, seed=2, pairs=True), {}),
+    (conv_single, conv_single_ref, grading.conv_cases(20, seed=3, layout="hw"), {}),
+    (pad_naive, F.pad2d, grading.pad_cases(20, seed=4), {"exact_dtype": True}),
+    (max_pool_naive, F.max_pool2d_forward, grading.pool_cases(20, seed=5), {"outputs": ("out", None)}),
+    (output_size, shapes.conv_output_size, grading.size_cases(40, seed=6), {}),
+    (lambda x, w, b: x @ w + b, lambda x, w, b: F.linear_forward(x, w, b)[0], grading.linear_cases(10, seed=7), {}),
+    (lambda x: np.maximum(x, 0), lambda x: F.relu_forward(x)[0], grading.array_cases(10, seed=8), {}),
+], ids=["conv", "conv-pairs", "conv-hw", "pad", "maxpool", "output-size", "linear", "relu"])
+def test_right_answers_pass(fn, reference, cases, kwargs, capsys):
+    grading.check_function(fn, reference, cases, name="exercise", **kwargs)
+    assert capsys.readouterr().out.strip() == f"✔ exercise: all {len(cases)} cases pass"
+
+
+def test_float32_answers_get_float32_tolerances():
+    cases = grading.conv_cases(5, seed=9, dtype=np.float32)
+    grading.check_function(lambda x, w, b, s, p: conv_naive(x, w, b, s, p).astype(np.float32), F.conv2d, cases, quiet=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# messages read like a teaching assistant
+
+
+def test_the_style_guide_example_word_for_word():
+    message = failure(lambda x, w, b, stride, padding: conv_naive(x, w, b, stride, 0), F.conv2d,
+                      [STYLE_CASE], name="conv_forward_naive", mistakes=grading.conv_mistakes(F.conv2d))
+    assert message == (
+        "conv_forward_naive, case 1 of 1: x (2, 3, 7, 5), w (4, 3, 3, 3), b (4,), stride=2, padding=1\n"
+        "  expected output shape (2, 4, 4, 3), got (2, 4, 3, 2)\n"
+        "  hint: H_out = (H + 2*padding - KH) // stride + 1 = (7 + 2 - 3) // 2 + 1 = 4; "
+        "did you leave out the padding?"
+    )
+
+
+def test_case_numbers_count_all_cases():
+    cases = [dict(STYLE_CASE, padding=0), STYLE_CASE, dict(STYLE_CASE, stride=1)]
+    message = failure(lambda x, w, b, stride, padding: conv_naive(x, w, b, stride, 0), F.conv2d, cases, name="conv")
+    assert message.startswith("conv, case 2 of 3: x (2, 3, 7, 5)")
+
+
+def test_value_differences_give_index_values_and_count():
+    expected = F.conv2d(*STYLE_CASE.values())
+    wrong = expected.copy()
+    wrong[1, 2, 3, 1] += 1.0
+    message = failure(lambda *args: wrong, F.conv2d, [STYLE_CASE], name="conv")
+    assert "output: 1 of 96 values differ" in message
+    assert f"first at index (1, 2, 3, 1): expected {expected[1, 2, 3, 1]:.6g}, got {wrong[1, 2, 3, 1]:.6g}" in message
+
+
+CONV_MISTAKES = [
+    ("forgot padding", lambda x, w, b, s, p: conv_naive(x, w, b, s, 0), "did you leave out the padding?"),
+    ("forgot stride", lambda x, w, b, s, p: conv_naive(x, w, b, 1, p), "did you leave out the stride?"),
+    ("flipped kernel", lambda x, w, b, s, p: conv_naive(x, w[..., ::-1, ::-1], b, s, p), "TRUE convolution"),
+    ("stride only in the size", lambda x, w, b, s, p: conv_naive(x, w, b, 1, p)[..., :4, :3], "moved by 1 pixel"),
+    ("one-sided padding", lambda x, w, b, s, p: conv_naive(np.pad(x, ((0, 0), (0, 0), (p, 0), (p, 0))), w, b, s, 0),
+     "one side only"),
+    ("forgot bias", lambda x, w, b, s, p: conv_naive(x, w, np.zeros_like(b), s, p), "forget to add the bias"),
+]
+
+
+@pytest.mark.parametrize("label,fn,hint", CONV_MISTAKES, ids=[m[0] for m in CONV_MISTAKES])
+def test_each_conv_mistake_gets_its_hint(label, fn, hint):
+    message = failure(fn, F.conv2d, [STYLE_CASE], mistakes=grading.conv_mistakes(F.conv2d))
+    assert "case 1 of 1: x (2, 3, 7, 5), w (4, 3, 3, 3), b (4,), stride=2, padding=1" in message
+    hints = [line for line in message.splitlines() if line.strip().startswith("hint:")]
+    assert len(hints) == 1 and hint in hints[0], message
+
+
+def test_swapped_height_and_width_is_spotted():
+    case = {"image": np.arange(12.0).reshape(3, 4), "kernel": np.ones((1, 1))}
+    message = failure(lambda image, kernel: image.T.copy(), lambda image, kernel: image * kernel[0, 0], [case],
+                      mistakes=grading.conv_mistakes(lambda image, kernel: conv_single_ref(image, kernel),
+                                                     x="image", w="kernel", b=None))
+    assert "expected output shape (3, 4), got (4, 3)" in message and "swapped" in message
+
+
+PAD_MISTAKES = [
+    ("all axes", lambda x, p: np.pad(x, p), "padded every axis"),
+    ("one side", lambda x, p: np.pad(x, ((0, 0), (0, 0), (p[0], 0), (p[1], 0))), "one side only"),
+    ("swapped", lambda x, p: np.pad(x, ((0, 0), (0, 0), (p[1], p[1]), (p[0], p[0]))), "swapped"),
+    ("doubled", lambda x, p: np.pad(x, ((0, 0), (0, 0), (2 * p[0], 2 * p[0]), (2 * p[1], 2 * p[1]))), "2*padding"),
+]
+
+
+@pytest.mark.parametrize("label,fn,hint", PAD_MISTAKES, ids=[m[0] for m in PAD_MISTAKES])
+def test_each_padding_mistake_gets_its_hint(label, fn, hint):
+    case = {"x": np.ones((2, 3, 4, 5)), "padding": (1, 2)}
+    message = failure(fn, F.pad2d, [case], name="pad2d", mistakes=grading.pad_mistakes())
+    assert message.startswith("pad2d, case 1 of 1: x (2, 3, 4, 5), padding=(1, 2)\n")
+    assert "expected output shape (2, 3, 6, 9)" in message
+    assert hint in message.split("hint:")[1]
+
+
+SIZE_MISTAKES = [
+    ("true division", lambda n, k, s, p: (n + 2 * p - k) / s + 1, "use //, not /"),
+    ("rounded up", lambda n, k, s, p: -(-(n + 2 * p - k) // s) + 1, "round DOWN"),
+    ("padding once", lambda n, k, s, p: (n + p - k) // s + 1, "counts twice"),
+    ("no +1", lambda n, k, s, p: (n + 2 * p - k) // s, "+1"),
+    ("no padding", lambda n, k, s, p: (n - k) // s + 1, "leave out the padding"),
+    ("no stride", lambda n, k, s, p: n + 2 * p - k + 1, "leave out the stride"),
+]
+
+
+@pytest.mark.parametrize("label,fn,hint", SIZE_MISTAKES, ids=[m[0] for m in SIZE_MISTAKES])
+def test_each_output_size_mistake_gets_its_hint(label, fn, hint):
+    case = {"n": 12, "kernel_size": 3, "stride": 2, "padding": 4}  # every mistake gives another answer
+    message = failure(fn, shapes.conv_output_size, [case], mistakes=grading.output_size_mistakes())
+    assert "n=12, kernel_size=3, stride=2, padding=4" in message
+    assert hint in message and "(12 + 2*4 - 3) // 2 + 1 = 9" in message
+
+
+def test_a_float_size_is_not_an_int():
+    message = failure(lambda n, k, s, p: float((n + 2 * p - k) // s + 1), shapes.conv_output_size,
+                      [{"n": 200, "kernel_size": 5, "stride": 2, "padding": 1}])
+    assert "expected output 99 (an int), got 99.0 (a float)" in message
+
+
+def test_pool_mistakes():
+    case = {"x": np.random.default_rng(0).permutation(np.arange(49.0)).reshape(1, 1, 7, 7), "kernel_size": 2, "stride": 1}
+    message = failure(lambda x, k, s: max_pool_naive(x, k, None), F.max_pool2d_forward, [case],
+                      outputs=("out", None), mistakes=grading.pool_mistakes(F.max_pool2d_forward))
+    assert "expected out shape (1, 1, 6, 6), got (1, 1, 3, 3)" in message and "overlap" in message
+
+
+# ------------------------------------------------------------------------------------------------
+# generic mistakes: None, in-place changes, integer outputs, exceptions, unfinished work
+
+
+def test_returned_none():
+    message = failure(lambda x, padding: None, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}])
+    assert "returned None" in message and "return" in message
+
+
+def test_changing_the_input_in_place_is_caught():
+    def pad_in_place(x, padding):
+        out = pad_naive(x, padding)
+        x[0, 0, 0, 0] = 7.0
+        return out
+
+    message = failure(pad_in_place, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}])
+    assert "changed its input `x` in place" in message and "index (0, 0, 0, 0): 1 became 7" in message
+
+
+def test_integer_output_where_floats_are_expected():
+    case = {"image": (np.arange(20) * 13 % 256).astype(np.uint8).reshape(4, 5), "kernel": np.full((3, 3), 1 / 9)}
+
+    def zeros_like_image(image, kernel):
+        out = np.zeros_like(image)[:2, :3]
+        for i in range(2):
+            for j in range(3):
+                out[i, j] = np.sum(image[i:i + 3, j:j + 3] * kernel)
+        return out
+
+    message = failure(zeros_like_image, lambda image, kernel: conv_single_ref(image.astype(float), kernel), [case])
+    assert "image (4, 5) uint8, kernel (3, 3)" in message
+    assert "got uint8" in message and "np.zeros_like" in message
+
+
+def test_exact_dtype_when_asked():
+    case = {"x": np.ones((1, 1, 2, 2), np.float32), "padding": 1}
+    grading.check_function(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], quiet=True)
+    message = failure(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], exact_dtype=True)
+    assert "expected output dtype float32, got float64" in message
+
+
+def test_a_list_is_not_an_array():
+    message = failure(lambda x: [1.0, 2.0], lambda x: np.array([1.0, 2.0]), [{"x": 1}])
+    assert "expected output as a numpy array of shape (2,), got list" in message
+
+
+def test_a_learners_exception_is_reported_with_the_case_and_chained():
+    def broken(x, padding):
+        return x[5, 0, 0, 0]
+
+    with pytest.raises(grading.GradingFailure) as info:
+        grading.check_function(broken, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], quiet=True)
+    message = str(info.value)
+    assert message.startswith("broken, case 1 of 1: x (1, 1, 2, 2), padding=1\n")
+    assert "your function raised IndexError: index 5 is out of bounds for axis 0 with size 1" in message
+    assert "in broken (return x[5, 0, 0, 0])" in message
+    assert isinstance(info.value.__cause__, IndexError)  # the traceback is shown above the message
+
+
+def test_not_implemented_yet_is_short_and_friendly():
+    def todo(x, padding):
+        raise NotImplementedError()
+
+    with pytest.raises(grading.GradingFailure) as info:
+        grading.check_function(todo, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], quiet=True)
+    assert str(info.value) == (
+        "todo: not implemented yet. Replace `raise NotImplementedError()` with your code and run the cell again."
+    )
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_grading_failures_are_assertion_errors():
+    assert issubclass(grading.GradingFailure, AssertionError)
+
+
+def test_not_a_function():
+    message = failure(42, F.pad2d, [{"x": np.ones((1, 1, 1, 1)), "padding": 0}], name="pad2d")
+    assert message.startswith("pad2d: expected a function, got int")
+
+
+# ------------------------------------------------------------------------------------------------
+# the reference is switched off while the learner's function runs
+
+
+def test_calling_the_reference_is_refused_and_named():
+    def cheat(x, padding):
+        return F.pad2d(x, padding)
+
+    with pytest.raises(grading.GradingFailure) as info:
+        grading.check_function(cheat, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], name="pad2d", quiet=True)
+    message = str(info.value)
+    assert message.startswith("pad2d, case 1 of 1: x (1, 1, 2, 2), padding=1\n")
+    assert "pad2d: your code called cnnlib's reference `cnnlib.functional.pad2d`" in message
+    assert isinstance(info.value.__cause__, _guard.ReferenceBlockedError)
+    assert not _guard.is_blocked()  # switched back on after the check
+    assert F.pad2d(np.ones((1, 1, 1, 1)), 1).shape == (1, 1, 3, 3)
+
+
+def test_any_reference_module_is_refused():
+    message = failure(lambda n, k, s, p: shapes.conv_output_size(n, k, s, p), shapes.conv_output_size,
+                      [{"n": 5, "kernel_size": 3, "stride": 1, "padding": 0}], name="conv_output_size")
+    assert "cnnlib.shapes.conv_output_size" in message
+
+
+# ------------------------------------------------------------------------------------------------
+# hidden tests: seeded random cases that defeat hard-coding
+
+
+def test_hard_coded_answers_fail_the_hidden_cases():
+    visible = [{"n": 200, "kernel_size": 5, "stride": 2, "padding": 1}, {"n": 99, "kernel_size": 3, "stride": 1, "padding": 0}]
+    answers = {(200, 5, 2, 1): 99, (99, 3, 1, 0): 97}
+
+    def hard_coded(n, kernel_size, stride, padding):
+        return answers.get((n, kernel_size, stride, padding), 1)
+
+    grading.check_function(hard_coded, shapes.conv_output_size, visible, quiet=True)
+    failure(hard_coded, shapes.conv_output_size, grading.size_cases(20, seed=1))
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: grading.conv_cases(8, seed=s), lambda s: grading.conv_cases(8, seed=s, layout="hw"),
+    lambda s: grading.pool_cases(8, seed=s), lambda s: grading.pad_cases(8, seed=s),
+    lambda s: grading.image_cases(8, seed=s, rgb=True, kernel=True), lambda s: grading.size_cases(8, seed=s),
+    lambda s: grading.linear_cases(8, seed=s), lambda s: grading.array_cases(8, seed=s),
+])
+def test_generators_are_seeded(make):
+    a, b, c = make(1), make(1), make(2)
+    assert grading.describe_case(a[0]) == grading.describe_case(b[0])
+    for x, y in zip(a, b):
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+    assert any(grading.describe_case(x) != grading.describe_case(y) or
+               any(not np.array_equal(x[k], y[k]) for k in x) for x, y in zip(a, c))
+
+
+def test_conv_cases_cover_the_awkward_corners():
+    cases = grading.conv_cases(20, seed=123)
+    for c in cases:  # all valid for the reference
+        F.conv2d(*c.values())
+    assert any(c["x"].shape[0] == 1 for c in cases) and any(c["x"].shape[1] == 1 for c in cases)
+    assert any(c["stride"] > 1 for c in cases) and any(c["padding"] > 0 for c in cases)
+    assert any(c["x"].shape[2] != c["x"].shape[3] for c in cases)
+    assert any(c["w"].shape[2] != c["w"].shape[3] for c in cases)
+    assert any(c["w"].shape[2] % 2 == 1 and c["w"].shape[2] > 1 for c in cases)
+    pairs = grading.conv_cases(20, seed=5, pairs=True)
+    assert any(isinstance(c["stride"], tuple) or isinstance(c["padding"], tuple) for c in pairs)
+
+
+def test_pool_cases_have_overlapping_windows_and_unique_maxima():
+    cases = grading.pool_cases(20, seed=9)
+    assert any(c["stride"] < c["kernel_size"] for c in cases)
+    assert any(c["stride"] > c["kernel_size"] for c in cases)
+    for c in cases:
+        F.max_pool2d_forward(*c.values())
+        assert len(np.unique(c["x"])) == c["x"].size
+
+
+def test_size_cases_mostly_need_rounding_down():
+    cases = grading.size_cases(40, seed=3)
+    uneven = [c for c in cases if (c["n"] + 2 * c["padding"] - c["kernel_size"]) % c["stride"]]
+    assert len(uneven) > len(cases) / 2
+    assert all(c["kernel_size"] <= c["n"] + 2 * c["padding"] for c in cases)
+
+
+# ------------------------------------------------------------------------------------------------
+# values and gradients
+
+
+def test_check_value(capsys):
+    grading.check_value(6600.0, 6600, name="response on the curve")
+    assert "✔ response on the curve: correct" in capsys.readouterr().out
+    with pytest.raises(grading.GradingFailure, match="expected value 6600, got 6000"):
+        grading.check_value(6000, 6600, name="response", hint="add all six products")
+
+
+def test_tuple_outputs_are_named():
+    def conv_backward_ref(dout, x, w, b, stride, padding):
+        _, cache = F.conv2d_forward(x, w, b, stride, padding)
+        return F.conv2d_backward(dout, cache)
+
+    case = {"dout": np.ones((2, 4, 4, 3)), **STYLE_CASE}
+
+    def wrong_db(dout, x, w, b, stride, padding):
+        dx, dw, db = right
+        return dx, dw, db * 2
+
+    right = conv_backward_ref(*case.values())
+    message = failure(wrong_db, conv_backward_ref, [case], outputs=("dx", "dw", "db"))
+    assert "db: 4 of 4 values differ" in message
+    message = failure(lambda *a: right[:2], conv_backward_ref, [case], outputs=("dx", "dw", "db"))
+    assert "expected a tuple of 3 (dx, dw, db), got a tuple of 2" in message
+
+
+def test_check_gradients_against_numerical_gradients(capsys):
+    cases = grading.linear_cases(4, seed=2)
+
+    def linear_backward(dout, x, w, b):
+        return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+    grading.check_gradients(linear_backward, lambda x, w, b: x @ w + b, cases, wrt=("x", "w", "b"))
+    assert "gradients match numerical gradients on all 4 cases" in capsys.readouterr().out
+
+    def wrong_dw(dout, x, w, b):
+        return dout @ w.T, x.T @ dout / 2, dout.sum(axis=0)
+
+    with pytest.raises(grading.GradingFailure, match="dw: .* values differ") as info:
+        grading.check_gradients(wrong_dw, lambda x, w, b: x @ w + b, cases, wrt=("x", "w", "b"))
+    assert "numerical gradients" in str(info.value)
