@@ -22,9 +22,11 @@ kernel offsets): strided windows are read as plain 1-D slices of a "phase image"
 split by stride phase (``x[a::s, b::s]``) with the padding built in. Each kernel offset is then
 one long contiguous slice, so im2col is KH*KW block copies, col2im KH*KW in-place adds, and max
 pooling KH*KW ``np.maximum`` calls. A few output columns per row that straddle the row end are
-computed and thrown away. Convolution is im2col + one GEMM; its backward recomputes the columns
-(cheaper than keeping them) and, for stride 1 with many channels, computes ``dx`` as a "full"
-convolution of ``dout`` with the flipped kernel instead of GEMM + col2im. Large scratch arrays
+computed and thrown away. Convolution is im2col + ONE GEMM for the whole batch (columns
+``(C*KH*KW, N*H_out*W')``, output width innermost, the batch folded into the GEMM); its backward reuses the columns
+kept in the cache when they are small (<= 16 MiB) and recomputes larger ones (rather than hold
+KH*KW copies of x), and for stride 1 with many channels computes ``dx`` as a "full" convolution
+of ``dout`` with the flipped kernel instead of GEMM + col2im. Large scratch arrays
 live in a per-thread workspace that is reused between calls (fresh large temporaries cost
 page faults); returned arrays and caches never point into it.
 """
@@ -293,38 +295,40 @@ class _Phases:
         return dx
 
 
-def _im2col(x, kh, kw, stride, padding, Ho, Wo):
-    """im2col of x into the workspace: ``(C*KH*KW, N*Ho*Wr)`` with the output width innermost.
+def _im2col(x, kh, kw, stride, padding, Ho, Wo, keep=False):
+    """im2col of x: ``(C*KH*KW, N*Ho*Wr)`` with the output width innermost.
 
     Column ``(n, ho, wo)`` for ``wo < Wo`` holds the window of output pixel (ho, wo) of image n;
-    the ``Wr - Wo`` extra columns per output row are junk. Returns (cols, phases).
+    the ``Wr - Wo`` extra columns per output row are junk. The columns go into the workspace,
+    or into a fresh array when ``keep``. Returns (cols, phases).
     """
     N, C = x.shape[:2]
     g = _Phases(x.shape, kh, kw, *stride, *padding, Ho, Wo, channel_major=True)
     img = g.split(x, "phase")
     L = Ho * g.Wr
-    cols = _workspace.get("cols", (C, kh, kw, N, L), x.dtype)
+    cols = np.empty((C, kh, kw, N, L), x.dtype) if keep else _workspace.get("cols", (C, kh, kw, N, L), x.dtype)
     for i, j, a, b, off in g.offsets():
         cols[:, i, j] = g.block(img, a, b, off).reshape(C, N, g.Hr * g.Wr)[:, :, :L]
     return cols.reshape(C * kh * kw, N * L), g
 
 
-def _conv(x, w, b, stride, padding, Ho, Wo):
-    """Unchecked convolution (im2col + one GEMM); returns a fresh (N, F, Ho, Wo) array."""
+def _conv(x, w, b, stride, padding, Ho, Wo, keep=False):
+    """Unchecked convolution (im2col + one GEMM): a fresh (N, F, Ho, Wo) array and the columns."""
     N = x.shape[0]
     F, _, KH, KW = w.shape
-    cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
+    cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo, keep)
     prod = _workspace.get("gemm", (F, cols.shape[1]), x.dtype)
-    np.matmul(w.reshape(F, -1), cols, out=prod)
+    np.matmul(w.reshape(F, cols.shape[0]), cols, out=prod)
     out = np.empty((N, F, Ho, Wo), x.dtype)
     res = prod.reshape(F, N, Ho, g.Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
     if b is None:
         np.copyto(out, res)
     else:
         np.add(res, b.reshape(F, 1, 1), out=out)
-    return out
+    return out, cols
 
 
+_KEEP_COLS_BYTES = 16 * 2**20  # conv2d_forward keeps im2col columns up to this size in the cache
 _DX_STRATEGY = "auto"  # "auto", or force "full" / "col2im" (the tests check both ways)
 
 
@@ -423,8 +427,13 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     dtype = _float_dtype(x, w, b)
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
     b = None if b is None else b.astype(dtype, copy=False)
-    out = _conv(x, w, b, stride, padding, Ho, Wo)
+    # Keep the columns for the backward pass when they are small; recompute large ones there
+    # (cheaper than holding KH*KW copies of x for the whole forward pass of a network).
+    N, C, H, W = x.shape
+    keep = C * w.shape[2] * w.shape[3] * N * Ho * (Wo + (w.shape[3] - 1) // stride[1]) * x.itemsize <= _KEEP_COLS_BYTES
+    out, cols = _conv(x, w, b, stride, padding, Ho, Wo, keep)
     cache = {"op": op, "x": x, "w": w, "has_bias": b is not None, "stride": stride, "padding": padding}
+    cache["cols"] = cols if keep else None
     return out, cache
 
 
@@ -467,25 +476,28 @@ def conv2d_backward(dout, cache):
     dout = _dout(op, dout, (N, F, Ho, Wo), x.dtype)
     db = dout.sum(axis=(0, 2, 3)) if c["has_bias"] else None
 
-    # dw: recompute the columns (cheaper than keeping them in the cache) and do one GEMM.
-    cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
+    # dw: one GEMM with the columns (kept by the forward pass, or recomputed when large).
+    if c["cols"] is None:
+        cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
+    else:
+        cols, g = c["cols"], _Phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, channel_major=True)
     dt = _workspace.get("dout", (F, N, Ho, g.Wr), x.dtype)
     dt[:, :, :, Wo:] = 0  # junk columns contribute nothing
     dt[:, :, :, :Wo] = dout.transpose(1, 0, 2, 3)
-    dt = dt.reshape(F, -1)
+    dt = dt.reshape(F, N * Ho * g.Wr)
     dw = np.matmul(cols, dt.T).T.reshape(w.shape)  # (cols @ dt.T) is far faster than dt @ cols.T
 
     if _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W)
-    else:  # GEMM into the columns' buffer, then col2im: one strided add per kernel offset
-        dcols = cols
-        np.matmul(w.reshape(F, -1).T, dt, out=dcols)
+        dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W)[0]
+    else:  # GEMM, then col2im: one strided add per kernel offset
+        dcols = cols if c["cols"] is None else _workspace.get("cols", cols.shape, x.dtype)
+        np.matmul(w.reshape(F, C * KH * KW).T, dt, out=dcols)
         dcols = dcols.reshape(C, KH, KW, N, Ho * g.Wr)
         img = _workspace.get("phase", g.size, x.dtype)
         img.fill(0)
         for i, j, a, b, off in g.offsets():
-            g.block(img, a, b, off).reshape(C, N, -1)[:, :, : Ho * g.Wr] += dcols[:, i, j]
+            g.block(img, a, b, off).reshape(C, N, g.Hr * g.Wr)[:, :, : Ho * g.Wr] += dcols[:, i, j]
         dx = g.merge(img, x.dtype)
     return dx, dw, db
 
@@ -540,12 +552,12 @@ def _uncrop(dout, g) -> np.ndarray:
     """dout (N, C, Ho, Wo) as a flat (N, C, Hr, Wr) array, zero at the junk positions."""
     Ho, Wo = g.out
     if (g.Hr, g.Wr) == (Ho, Wo):
-        return np.ascontiguousarray(dout).reshape(-1)
+        return np.ascontiguousarray(dout).reshape(g.M)
     d = _workspace.get("pool_dout", (g.A, g.B, g.Hr, g.Wr), dout.dtype)
     d[:, :, Ho:] = 0
     d[:, :, :Ho, Wo:] = 0
     d[:, :, :Ho, :Wo] = dout
-    return d.reshape(-1)
+    return d.reshape(g.M)
 
 
 def _pool_scatter(g, dtype, contributions) -> np.ndarray:
@@ -955,7 +967,7 @@ def flatten_forward(x):
     x = x.astype(_float_dtype(x), copy=False)
     if x.ndim < 1:
         raise ValueError(f"{op}: x must have a batch axis (N, ...), got a scalar")
-    return x.reshape(x.shape[0], -1), {"op": op, "shape": x.shape, "dtype": x.dtype}
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))), {"op": op, "shape": x.shape, "dtype": x.dtype}
 
 
 @reference

@@ -80,6 +80,33 @@ Case = Mapping[str, Any]
 class GradingFailure(AssertionError):
     """A test cell's check failed; the message says which case, what was wrong and a hint."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this failure: the learner's own traceback when their code raised,
+        then the message; neither the grader's frames nor the test cell's (hidden) lines."""
+        lines: list[str] = []
+        cause = self.__cause__
+        if cause is not None:
+            lines += _ipython_traceback(cause)
+            lines += ["", "The above exception was the direct cause of the following exception:", ""]
+        lines.append(f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}")
+        return lines
+
+
+def _ipython_traceback(exc: BaseException) -> list[str]:
+    """The learner's exception as IPython formats it, starting at the learner's own code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next  # skip the grader's frames
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            return shell.InteractiveTB.structured_traceback(type(exc), exc, tb)
+    except Exception:  # pragma: no cover - fall back to the plain format
+        pass
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n").split("\n")
+
 
 @dataclass(frozen=True)
 class Mistake:
@@ -710,7 +737,7 @@ def _call_learner(fn: Callable, case: Case, name: str, header: str, leading: tup
         raise GradingFailure(
             f"{header}\n  your function raised {last}"
             + (f"\n  where: {where}" if where else "")
-            + "\n  (the full traceback is printed above this message)"
+            + "\n  (your traceback is shown above this message)"
         ) from exc
     for key, old, new in zip(case.keys(), before, args):
         changed = _changed(old, new)

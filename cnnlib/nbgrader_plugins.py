@@ -215,7 +215,8 @@ SUSPICIOUS = [
     (r"\bsys\s*\.\s*(settrace|setprofile|modules\s*\[)|\bbuiltins\b|__builtins__",
      "patches the interpreter"),
     (r"\bctypes\b|\bgc\s*\.\s*get_(objects|referrers)", "uses low-level interpreter access"),
-    (r"\b(exec|eval|compile)\s*\(|\bbase64\b|\bcodecs\s*\.\s*decode", "runs generated code"),
+    (r"(?<![\w.])(exec|eval|compile|__import__)\s*\(|\bbase64\b|\bcodecs\s*\.\s*decode",
+     "runs generated code"),
     (r"gradebook|autograded|\bsolutions/|\.nbgrader|nbgrader_config", "looks for grading files"),
 ]
 
@@ -554,6 +555,11 @@ class SandboxedExecute(Execute):
             self._recover()
         else:
             self._rename_timeout(cell)
+            if any(o.output_type == "error" and o.get("ename") == "MemoryError" for o in cell.outputs):
+                limit = f"the kernel's limit is {self.memory_limit_mb} MB" if self.sandbox and \
+                    self.memory_limit_mb else "the machine ran out"
+                add_note(self.nb, "memory", f"{cell_name}: MemoryError, the code asked for more "
+                         f"memory than allowed ({limit})", self.log, cell_name)
             if not utils.is_grade(cell) and not any(o.output_type == "error" for o in cell.outputs):
                 self._replayable.append(index)
         return cell, self.resources

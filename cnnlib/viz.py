@@ -479,6 +479,7 @@ def plot_history(history, title="learning curves") -> Figure:
             ``.history`` dict; or the dict itself. Keys: any of ``loss``, ``accuracy``,
             ``val_loss``, ``val_accuracy`` (Keras 1's ``acc``/``val_acc`` work too), each a
             list with one number per epoch.
+        title: title of the whole figure.
 
     Returns:
         The Figure: one panel for the loss and one for the accuracy (only the panels that have

@@ -71,33 +71,39 @@ What it buys, according to the seeds: smaller feature maps, so less computation 
 dense layers that follow (section 6); less overfitting; and the strongest features survive even
 when they move a little (section 5).
 
-A small drawing helper for the rest of the notebook: it writes the numbers of a 2-D array in a
-grid and outlines each pooling window in its own colour.
+Two small drawing helpers for the rest of the notebook: they write the numbers of small 2-D
+arrays in grids, side by side, and outline each pooling window in its own colour.
 """)
 
 nb.code('''
 WINDOW_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e"]
 
-def show_grid(ax, a, title, kernel_size=None, stride=None, shade=None):
-    """Draw the 2-D array `a` with its numbers; outline the pooling windows; shade cells where `shade` is True."""
-    H, W = a.shape
-    ax.imshow(np.zeros((H, W)) if shade is None else shade, cmap="Greys", vmin=0, vmax=3,
-              extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+def draw_numbers(ax, values, kernel_size=None, stride=None, shade=None):
+    """Write a 2-D array's numbers in a grid; outline each pooling window; shade cells where `shade` is True."""
+    H, W = values.shape
+    ax.imshow(np.zeros((H, W)) if shade is None else shade * 1.0, cmap="Greys", vmin=0, vmax=3)
     for r in range(H):
         for c in range(W):
-            ax.text(c, r, f"{a[r, c]:g}", ha="center", va="center", fontsize=12)
+            ax.text(c, r, f"{values[r, c]:g}", ha="center", va="center", fontsize=12)
     if kernel_size is not None:
         k, s = kernel_size, stride
-        out_h, out_w = (H - k) // s + 1, (W - k) // s + 1
-        for n, (i, j) in enumerate(np.ndindex(out_h, out_w)):
+        for n, (i, j) in enumerate(np.ndindex((H - k) // s + 1, (W - k) // s + 1)):
             inset = 0.05 + 0.07 * (n % 2) if s < k else 0.05      # overlapping windows: nest the outlines
             ax.add_patch(plt.Rectangle((j * s - 0.5 + inset, i * s - 0.5 + inset), k - 2 * inset, k - 2 * inset,
                                        fill=False, lw=3, ec=WINDOW_COLOURS[n % len(WINDOW_COLOURS)]))
     ax.set_xticks(range(W))
     ax.set_yticks(range(H))
-    ax.set_xlabel("column")
-    ax.set_ylabel("row")
-    ax.set_title(title)
+
+def show_grids(suptitle, *panels):
+    """Small arrays side by side; each panel is (values, title) or (values, title, options for draw_numbers)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4), layout="constrained")
+    for ax, (values, title, *options) in zip(axes, panels):
+        draw_numbers(ax, values, **(options[0] if options else {}))
+        ax.set_title(title)
+        ax.set_xlabel("column")
+        ax.set_ylabel("row")
+    fig.suptitle(suptitle)
+    plt.show()
 ''')
 
 # ------------------------------------------------------------------------------------------------
@@ -116,12 +122,11 @@ x4 = np.array([[1., 1., 2., 4.],
 out_max = np.array([[6., 8.], [3., 4.]])          # worked out by hand below
 out_mean = np.array([[3.25, 5.25], [2., 2.]])
 
-fig, axes = plt.subplots(1, 3, figsize=(12, 4), layout="constrained")
-show_grid(axes[0], x4, "input 4 x 4: 2 x 2 windows, stride 2", kernel_size=2, stride=2)
-show_grid(axes[1], out_max, "max pooling: 2 x 2", kernel_size=1, stride=1)
-show_grid(axes[2], out_mean, "mean pooling: 2 x 2", kernel_size=1, stride=1)
-fig.suptitle("Each window becomes one number")
-plt.show()
+one_per_cell = {"kernel_size": 1, "stride": 1}                 # outline each output in its window's colour
+show_grids("Each window becomes one number",
+           (x4, "input 4 x 4: 2 x 2 windows, stride 2", {"kernel_size": 2, "stride": 2}),
+           (out_max, "max pooling: 2 x 2", one_per_cell),
+           (out_mean, "mean pooling: 2 x 2", one_per_cell))
 """)
 
 nb.md(r"""
@@ -216,7 +221,14 @@ def max_pool_forward(x, kernel_size, stride):
 def reference(x, kernel_size, stride):
     return F.max_pool2d_forward(x, kernel_size, stride)[0]
 
+def window_not_strided(c):
+    """Right output size, but the window slid by 1 pixel instead of by `stride`."""
+    right = reference(c["x"], c["kernel_size"], c["stride"])
+    return reference(c["x"], c["kernel_size"], 1)[:, :, :right.shape[2], :right.shape[3]]
+
 max_mistakes = grading.pool_mistakes(reference) + [
+    grading.Mistake("the output has the right size, but window (i, j) starts at row i*stride and column "
+                    "j*stride: did you leave the stride out of the slice?", window_not_strided),
     grading.Mistake("your output is the MEAN of each window: max pooling keeps the largest value.",
                     lambda c: F.avg_pool2d_forward(c["x"], c["kernel_size"], c["stride"])[0]),
 ]
@@ -230,9 +242,8 @@ grading.check_function(max_pool_forward, reference, [
     {"x": rng.standard_normal((3, 2, 5, 9)).astype(np.float32), "kernel_size": 2, "stride": 2},  # leftover row
 ], mistakes=max_mistakes)
 ### BEGIN HIDDEN TESTS
-grading.check_function(max_pool_forward, reference, grading.pool_cases(20, seed=40101), mistakes=max_mistakes)
-grading.check_function(max_pool_forward, reference, grading.pool_cases(6, seed=40102, dtype=np.float32),
-                       mistakes=max_mistakes)
+hidden_cases = grading.pool_cases(20, seed=40101) + grading.pool_cases(6, seed=40102, dtype=np.float32)
+grading.check_function(max_pool_forward, reference, hidden_cases, mistakes=max_mistakes)
 ### END HIDDEN TESTS
 ''')
 
@@ -259,7 +270,14 @@ def avg_pool_forward(x, kernel_size, stride):
 def reference(x, kernel_size, stride):
     return F.avg_pool2d_forward(x, kernel_size, stride)[0]
 
+def window_not_strided(c):
+    """Right output size, but the window slid by 1 pixel instead of by `stride`."""
+    right = reference(c["x"], c["kernel_size"], c["stride"])
+    return reference(c["x"], c["kernel_size"], 1)[:, :, :right.shape[2], :right.shape[3]]
+
 avg_mistakes = grading.pool_mistakes(reference) + [
+    grading.Mistake("the output has the right size, but window (i, j) starts at row i*stride and column "
+                    "j*stride: did you leave the stride out of the slice?", window_not_strided),
     grading.Mistake(lambda c: f"your outputs are {c['kernel_size']}*{c['kernel_size']} times too large: the mean "
                               f"is the window's sum divided by the number of values (kernel_size**2).",
                     lambda c: reference(c["x"], c["kernel_size"], c["stride"]) * c["kernel_size"] ** 2),
@@ -275,7 +293,8 @@ grading.check_function(avg_pool_forward, reference, [
     {"x": rng.standard_normal((1, 2, 5, 9)).astype(np.float32), "kernel_size": 2, "stride": 2},  # leftover row
 ], mistakes=avg_mistakes)
 ### BEGIN HIDDEN TESTS
-grading.check_function(avg_pool_forward, reference, grading.pool_cases(20, seed=40201), mistakes=avg_mistakes)
+hidden_cases = grading.pool_cases(20, seed=40201) + grading.pool_cases(6, seed=40202, dtype=np.float32)
+grading.check_function(avg_pool_forward, reference, hidden_cases, mistakes=avg_mistakes)
 ### END HIDDEN TESTS
 ''')
 
@@ -492,12 +511,13 @@ grading.check_function(global_avg_pool, reference, [
 ], mistakes=gap_mistakes)
 ### BEGIN HIDDEN TESTS
 def gap_case(rng):
-    N, C = (1 if rng.random() < 0.3 else int(rng.integers(2, 5))), (1 if rng.random() < 0.3 else int(rng.integers(2, 7)))
+    N = 1 if rng.random() < 0.3 else int(rng.integers(2, 5))
+    C = 1 if rng.random() < 0.3 else int(rng.integers(2, 7))
     H, W = (int(v) for v in rng.integers(1, 9, size=2))
     return {"x": rng.standard_normal((N, C, H, W))}
 
-grading.check_function(global_avg_pool, reference, grading.random_cases(gap_case, 12, seed=40301),
-                       mistakes=gap_mistakes)
+hidden_cases = grading.random_cases(gap_case, 12, seed=40301)
+grading.check_function(global_avg_pool, reference, hidden_cases, mistakes=gap_mistakes)
 ### END HIDDEN TESTS
 ''')
 
@@ -535,13 +555,12 @@ dx_max = F.max_pool2d_backward(dout[None, None], cache)[0, 0]
 out, cache = F.avg_pool2d_forward(x4[None, None], kernel_size=2, stride=2)
 dx_mean = F.avg_pool2d_backward(dout[None, None], cache)[0, 0]
 
-fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), layout="constrained")
-show_grid(axes[0], x4, "input (maxima shaded)", kernel_size=2, stride=2, shade=(dx_max != 0) * 1.0)
-show_grid(axes[1], dout, "dout (one per window)", kernel_size=1, stride=1)
-show_grid(axes[2], dx_max, "dx, max pooling", kernel_size=2, stride=2, shade=(dx_max != 0) * 1.0)
-show_grid(axes[3], dx_mean, "dx, mean pooling", kernel_size=2, stride=2)
-fig.suptitle("Backward: max routes each gradient to its window's maximum, mean spreads it evenly")
-plt.show()
+windows = {"kernel_size": 2, "stride": 2}
+show_grids("Backward: max routes each gradient to its window's maximum, mean spreads it evenly",
+           (x4, "input (maxima shaded)", {**windows, "shade": dx_max != 0}),
+           (dout, "dout (one per window)", {"kernel_size": 1, "stride": 1}),
+           (dx_max, "dx, max pooling", {**windows, "shade": dx_max != 0}),
+           (dx_mean, "dx, mean pooling", windows))
 print("sum of dout:", dout.sum(), "  sum of dx (max):", dx_max.sum(), "  sum of dx (mean):", dx_mean.sum())
 """)
 
@@ -557,9 +576,6 @@ input with a 9 in the middle and 2 × 2 windows with stride 1: there are four wi
 contain the 9, and all four pick it as their maximum. With `dout = [[1, 2], [3, 4]]` the 9
 receives 1 + 2 + 3 + 4 = **10**. For mean pooling each pixel gets a quarter of the `dout` of every
 window it belongs to: the centre gets (1 + 2 + 3 + 4) / 4 = 2.5, the top middle (1 + 2) / 4 = 0.75.
-
-A numerical gradient (nudge each input by ±h and watch `sum(out * dout)`, notebook 05) confirms
-both:
 """)
 
 nb.code("""
@@ -568,17 +584,30 @@ x3 = np.array([[[[1., 2., 0.],
                  [0., 5., 1.]]]])
 dout3 = np.array([[[[1., 2.],
                     [3., 4.]]]])
-for name, fwd, bwd in [("max", F.max_pool2d_forward, F.max_pool2d_backward),
-                       ("mean", F.avg_pool2d_forward, F.avg_pool2d_backward)]:
-    out, cache = fwd(x3, kernel_size=2, stride=1)
-    dx = bwd(dout3, cache)
-    numeric = gradcheck.numerical_gradient(lambda v: fwd(v, kernel_size=2, stride=1)[0], x3.copy(), df=dout3)
-    print(f"{name} pooling, out = {out[0, 0].tolist()}\\n dx =\\n{dx[0, 0]}\\n numerical gradient =\\n{numeric[0, 0]}\\n")
+out, cache = F.max_pool2d_forward(x3, kernel_size=2, stride=1)
+dx3_max = F.max_pool2d_backward(dout3, cache)
+out, cache = F.avg_pool2d_forward(x3, kernel_size=2, stride=1)
+dx3_mean = F.avg_pool2d_backward(dout3, cache)
+
+overlapping = {"kernel_size": 2, "stride": 1}
+show_grids("3 x 3 input, 2 x 2 windows, stride 1: gradients from overlapping windows add up",
+           (x3[0, 0], "input: four overlapping windows", {**overlapping, "shade": x3[0, 0] == 9}),
+           (dout3[0, 0], "dout (one per window)", {"kernel_size": 1, "stride": 1}),
+           (dx3_max[0, 0], "dx, max pooling: 1 + 2 + 3 + 4", {"shade": x3[0, 0] == 9}),
+           (dx3_mean[0, 0], "dx, mean pooling", overlapping))
+""")
+
+nb.md(r"""
+A numerical gradient confirms both: nudge each input by ±h and watch how `sum(out * dout)`
+changes (notebook 05 explains why this is the gradient). A relative error near 1e-10 means the
+two agree:
 """)
 
 nb.code("""
-viz.show_sliding_window(3, 2, stride=1, position=None,
-                        title="3 x 3 input, 2 x 2 windows, stride 1: how many windows cover each pixel")
+for name, forward, dx in [("max", F.max_pool2d_forward, dx3_max), ("mean", F.avg_pool2d_forward, dx3_mean)]:
+    numeric = gradcheck.numerical_gradient(lambda v: forward(v, kernel_size=2, stride=1)[0], x3.copy(), df=dout3)
+    print(f"{name} pooling, numerical gradient:\\n{numeric[0, 0]}\\n  relative error vs cnnlib's dx: "
+          f"{gradcheck.rel_error(numeric, dx):.1e}")
 """)
 
 nb.md(r"""
@@ -710,9 +739,19 @@ grading.check_function(max_pool_backward, reference, [
 ] + with_dout(grading.pool_cases(4, seed=4), seed=4), mistakes=backward_mistakes)
 grading.check_gradients(max_pool_backward, forward, grading.pool_cases(4, seed=44), wrt=["x"])
 ### BEGIN HIDDEN TESTS
-grading.check_function(max_pool_backward, reference, with_dout(grading.pool_cases(20, seed=40401), seed=40401),
-                       mistakes=backward_mistakes)
+hidden_cases = with_dout(grading.pool_cases(20, seed=40401), seed=40401)
+grading.check_function(max_pool_backward, reference, hidden_cases, mistakes=backward_mistakes)
 grading.check_gradients(max_pool_backward, forward, grading.pool_cases(8, seed=40402), wrt=["x"], seed=40402)
+def tie_case(rng):
+    """Small integer values: many windows hold their maximum twice; the first one gets the gradient."""
+    k = int(rng.integers(2, 4))
+    s = int(rng.integers(1, k + 1))
+    N, C = (int(v) for v in rng.integers(1, 3, size=2))
+    H, W = (int(v) for v in rng.integers(k, 8, size=2))
+    return {"x": rng.integers(0, 3, size=(N, C, H, W)).astype(float), "kernel_size": k, "stride": s}
+
+tie_cases = with_dout(grading.random_cases(tie_case, 8, seed=40403), seed=40403)
+grading.check_function(max_pool_backward, reference, tie_cases, mistakes=backward_mistakes)
 ### END HIDDEN TESTS
 ''')
 
@@ -773,10 +812,10 @@ grading.check_function(avg_pool_backward, reference, [
 grading.check_gradients(avg_pool_backward_of_x, forward, grading.pool_cases(4, seed=55), wrt=["x"],
                         name="avg_pool_backward")
 ### BEGIN HIDDEN TESTS
-grading.check_function(avg_pool_backward, reference, shape_cases(grading.pool_cases(20, seed=40501), seed=40501),
-                       mistakes=avg_back_mistakes)
-grading.check_gradients(avg_pool_backward_of_x, forward, grading.pool_cases(8, seed=40502), wrt=["x"],
-                        name="avg_pool_backward", seed=40502)
+hidden_cases = shape_cases(grading.pool_cases(20, seed=40501), seed=40501)
+grading.check_function(avg_pool_backward, reference, hidden_cases, mistakes=avg_back_mistakes)
+gradient_cases = grading.pool_cases(8, seed=40502)
+grading.check_gradients(avg_pool_backward_of_x, forward, gradient_cases, wrt=["x"], name="avg_pool_backward", seed=40502)
 ### END HIDDEN TESTS
 ''')
 

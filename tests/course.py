@@ -89,7 +89,8 @@ def exercise_of(grade_id: str) -> int:
 
 
 def hidden_lines(nb: NotebookNode) -> set[str]:
-    """Lines (stripped) of the hidden tests that appear nowhere outside them: the secrets."""
+    """Lines (stripped) of the hidden tests that appear nowhere outside them, not even as part of a
+    visible line: the secrets."""
     hidden, visible = set(), set()
     for cell in nb.cells:
         inside = False
@@ -103,7 +104,7 @@ def hidden_lines(nb: NotebookNode) -> set[str]:
                 hidden.add(s)
             else:
                 visible.add(s)
-    return {s for s in hidden - visible if len(s) >= MIN_SECRET_CHARS}
+    return {h for h in hidden - visible if len(h) >= MIN_SECRET_CHARS and not any(h in v for v in visible)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -213,9 +214,11 @@ def submission(source: NotebookNode, release: NotebookNode, solved=(), calls_ref
 _HIDDEN_TRIPWIRE = """\
 import inspect as _inspect, linecache as _linecache
 for _f in _inspect.stack()[1:]:
-    _src = "".join(_linecache.getlines(_f.filename))
-    if "BEGIN HIDDEN TESTS" in _src and _src.find("BEGIN HIDDEN TESTS") < sum(len(l) for l in _src.splitlines(True)[: _f.lineno - 1]):
-        raise ValueError("deliberately wrong on the hidden cases")
+    if _f.function == "<module>":  # the test cell
+        _lines = _linecache.getlines(_f.filename)
+        if any("BEGIN HIDDEN TESTS" in _l for _l in _lines[: _f.lineno - 1]):
+            raise ValueError("deliberately wrong on the hidden cases")
+        break
 """
 
 
@@ -259,11 +262,18 @@ class Course:
         shutil.copytree(SOLUTIONS, self.root / "solutions")
         self.config = nbgrader_config(self.root, tmp / "private")
         self.api = NbGraderAPI(config=self.config)
+        self._generated: set[str] = set()
 
-    def generate(self, assignment: str) -> Path:
-        result = self.api.generate_assignment(assignment, force=True)
-        assert result["success"], result.get("error", "") + result.get("log", "")
-        return self.root / "notebooks" / assignment
+    def release(self, assignment: str) -> Path:
+        """nbgrader generate_assignment (once per assignment); the release folder."""
+        folder = self.root / "notebooks" / assignment
+        if assignment not in self._generated:
+            result = self.api.generate_assignment(assignment, force=True)
+            assert result["success"], result.get("error", "") + result.get("log", "")
+            self._generated.add(assignment)
+        return folder
+
+    generate = release  # the older name, used by tests/test_hostile_submissions.py
 
     def submit(self, assignment: str, student: str, notebooks: dict[str, NotebookNode]) -> None:
         folder = self.root / "submitted" / student / assignment

@@ -311,3 +311,45 @@ def test_load_refuses_missing_and_extra_names(tmp_path):
         Sequential([Linear(4, 3), Linear(3, 2)]).load(path)
     with pytest.raises(ValueError, match=r"in the file but not in the model: linear_1.weight"):
         Sequential([Conv2d(1, 1, 1)]).load(path)
+
+
+def test_lenet_matches_pytorch_when_installed():
+    """An extra check: the same weights in torch.nn give the same logits, loss gradients and Adam step."""
+    torch = pytest.importorskip("torch")
+    from cnnlib.losses import softmax_cross_entropy
+    from cnnlib.optim import Adam
+
+    nn = torch.nn
+    rng = np.random.default_rng(0)
+    model = lenet(rng)
+    tmodel = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 100), nn.ReLU(), nn.Linear(100, 10))
+    tparams = list(tmodel.parameters())
+    with torch.no_grad():
+        for p, tp in zip(model.parameters(), tparams):
+            # cnnlib's Linear weight is (in, out): the transpose of torch's
+            tp.copy_(torch.from_numpy(p.data.T.copy() if p.data.ndim == 2 else p.data))
+    x = rng.random((8, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 8)
+
+    logits = model(x)
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    model.backward(dlogits)
+    tlogits = tmodel(torch.from_numpy(x))
+    tloss = nn.functional.cross_entropy(tlogits, torch.from_numpy(y))
+    tloss.backward()
+
+    np.testing.assert_allclose(logits, tlogits.detach().numpy(), rtol=1e-4, atol=1e-5)
+    assert loss == pytest.approx(tloss.item(), rel=1e-5)
+    for p, tp in zip(model.parameters(), tparams):
+        tgrad = tp.grad.numpy()
+        np.testing.assert_allclose(p.grad, tgrad.T if p.data.ndim == 2 else tgrad, rtol=1e-3, atol=1e-6,
+                                   err_msg=p.name)
+
+    Adam(model.parameters(), lr=1e-3).step()
+    torch.optim.Adam(tparams, lr=1e-3).step()
+    for p, tp in zip(model.parameters(), tparams):
+        tdata = tp.detach().numpy()
+        np.testing.assert_allclose(p.data, tdata.T if p.data.ndim == 2 else tdata, rtol=1e-5, atol=1e-6,
+                                   err_msg=p.name)

@@ -31,7 +31,7 @@ GUARD_MESSAGE = "your code called cnnlib's reference"
 def graded(request, course):
     """Autograde the five learners of one assignment in one batch; generate their feedback."""
     assignment = request.param
-    release = course.root / "notebooks" / assignment
+    release = course.release(assignment)
     for student in STUDENTS:
         notebooks = {}
         for name in C.notebook_names(assignment):

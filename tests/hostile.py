@@ -1,0 +1,313 @@
+"""Faulty and hostile submissions, built from the course's real notebooks (issue 6).
+
+Each :class:`Fault` turns an assignment's source and release notebooks into the files one
+learner hands in, and says what grading must make of it: which exercises score zero
+(``lost``), and which words explain why (``reason``: found in the graded notebook's notes or
+outputs, i.e. in the feedback, or in nbgrader's log). Every other exercise must keep its full
+marks: a fault costs the learner what it breaks, nothing more, and costs the others nothing.
+
+A fault that would leave a learner's score intact on its own (a test cell edited to ``pass``
+is restored and run) is paired with the exercise it targets left unsolved, as a cheat would
+be: the submission must then lose that exercise's points.
+
+Used by tests/test_hostile_submissions.py and tests/test_autograde_cli.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
+
+import course as C
+
+MEMORY_LIMIT_MB = 2048  # the tests' kernel memory limit (SandboxedExecute.memory_limit_mb)
+
+
+@dataclass
+class Context:
+    """What a builder needs to know about the assignment it writes a submission for."""
+
+    assignment: str
+    name: str  # the notebook file, "NN_name.ipynb"
+    source: NotebookNode
+    release: NotebookNode
+    other: NotebookNode  # another assignment's source notebook
+    course_root: Path
+    gradebook: Path
+
+    @property
+    def numbers(self) -> list[int]:
+        return [e.number for e in C.exercises(self.source)]
+
+    @property
+    def first(self) -> int:
+        return self.numbers[0]
+
+    @property
+    def last(self) -> int:
+        return self.numbers[-1]
+
+    def solved_except(self, *unsolved: int, **kw) -> NotebookNode:
+        """The release with every exercise solved but ``unsolved``."""
+        solved = [n for n in self.numbers if n not in unsolved]
+        return C.submission(self.source, self.release, solved=solved, **kw)
+
+    def prefix(self, n: int) -> str:
+        return next(e.prefix for e in C.exercises(self.source) if e.number == n)
+
+
+# ------------------------------------------------------------------------------------------------
+# small edits
+
+
+def _index(nb: NotebookNode, grade_id: str) -> int:
+    return next(i for i, c in enumerate(nb.cells) if C.meta(c).get("grade_id") == grade_id)
+
+
+def append_to_solution(nb: NotebookNode, ctx: Context, n: int, code: str) -> NotebookNode:
+    """Add top-level ``code`` at the end of exercise n's solution cell."""
+    nb = copy.deepcopy(nb)
+    cell = nb.cells[_index(nb, ctx.prefix(n) + "solution")]
+    cell.source = cell.source.rstrip() + "\n\n" + code
+    return nb
+
+
+def insert_cell(nb: NotebookNode, index: int, code: str) -> NotebookNode:
+    """A learner's own cell (no nbgrader metadata) at ``index``."""
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(index, new_code_cell(code))
+    return nb
+
+
+def notebook(ctx: Context, nb: NotebookNode) -> dict[str, NotebookNode | bytes]:
+    return {ctx.name: nb}
+
+
+# ------------------------------------------------------------------------------------------------
+# the faults
+
+
+def loop_forever(ctx):
+    return notebook(ctx, append_to_solution(ctx.solved_except(ctx.first), ctx, ctx.first,
+                                            "while True:\n    pass"))
+
+
+def loop_ignoring_interrupt(ctx):
+    code = ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "while True:\n    try:\n        pass\n    except BaseException:\n        pass")
+    return notebook(ctx, append_to_solution(ctx.solved_except(ctx.first), ctx, ctx.first, code))
+
+
+def kill_kernel(ctx):
+    return notebook(ctx, append_to_solution(ctx.solved_except(ctx.first), ctx, ctx.first,
+                                            "import os\nos._exit(1)"))
+
+
+def print_flood(ctx):
+    code = ("for _block in range(300):  # 300,000 lines\n"
+            "    print('\\n'.join(f'debug line {_block * 1000 + i}' for i in range(1000)))")
+    return notebook(ctx, append_to_solution(ctx.solved_except(ctx.first), ctx, ctx.first, code))
+
+
+def memory_hog(ctx):
+    # 8x the kernel's limit, in 512 MB blocks (np.empty: nothing is touched, so even a broken
+    # limit could not exhaust the grading machine; an address-space limit refuses it all the same)
+    code = ("import numpy as _np\n_hog = []\n"
+            f"for _ in range({MEMORY_LIMIT_MB * 8 // 512}):\n"
+            "    _hog.append(_np.empty(512 * 2**20, dtype=_np.uint8))")
+    return notebook(ctx, append_to_solution(ctx.solved_except(ctx.first), ctx, ctx.first, code))
+
+
+def test_edited_to_pass(ctx):
+    nb = ctx.solved_except(ctx.first)
+    nb.cells[_index(nb, ctx.prefix(ctx.first) + "tests")].source = "pass"
+    return notebook(ctx, nb)
+
+
+def test_deleted(ctx):
+    nb = ctx.solved_except(ctx.first)
+    del nb.cells[_index(nb, ctx.prefix(ctx.first) + "tests")]
+    return notebook(ctx, nb)
+
+
+def test_duplicated(ctx):
+    nb = ctx.solved_except(ctx.first)
+    i = _index(nb, ctx.prefix(ctx.first) + "tests")
+    nb.cells.insert(i + 1, copy.deepcopy(nb.cells[i]))  # copy-paste, metadata and all
+    return notebook(ctx, nb)
+
+
+def state_breaking_cells(ctx):
+    """exit() right after the setup cell (the kernel shuts down: restarted, state rebuilt), and
+    names the tests need deleted just before the last exercise's tests (they fail)."""
+    nb = ctx.solved_except()
+    nb = insert_cell(nb, _index(nb, ctx.prefix(ctx.last) + "tests"), "del grading, np")
+    setup = next(i for i, c in enumerate(nb.cells) if C.meta(c).get("locked") and not C.meta(c).get("grade"))
+    return notebook(ctx, insert_cell(nb, setup + 1, "exit()"))
+
+
+def moved_out_of_order(ctx):
+    nb = ctx.solved_except()
+    i = _index(nb, ctx.prefix(ctx.first) + "tests")
+    test = nb.cells.pop(i)
+    nb.cells.insert(_index(nb, ctx.prefix(ctx.first) + "solution"), test)
+    return notebook(ctx, nb)
+
+
+def invalid_json(ctx):
+    text = nbformat.writes(ctx.source)
+    return {ctx.name: text[: len(text) // 2].encode()}  # a truncated upload
+
+
+def missing_notebook(ctx):
+    """The notebook saved under Jupyter's "Make a copy" name: the expected file is missing."""
+    return {ctx.name.replace(".ipynb", "-Copy1.ipynb"): ctx.source}
+
+
+def other_assignment(ctx):
+    """Another assignment's (correct) notebook under this assignment's file name."""
+    return notebook(ctx, ctx.other)
+
+
+def calls_reference(ctx):
+    solved = [n for n in ctx.numbers if n != ctx.first]
+    return notebook(ctx, C.submission(ctx.source, ctx.release, solved=solved, calls_reference=[ctx.first]))
+
+
+ATTACK = r'''
+import json as _json, os as _os, signal as _signal, sqlite3 as _sqlite3, subprocess as _sp
+_results = {}
+def _attempt(name, action):
+    try:
+        got = action()
+    except Exception as exc:  # blocked
+        _results[name] = "blocked: " + type(exc).__name__
+    else:
+        _results[name] = ("LEAKED: " + repr(got)[:80]) if got else "blocked: nothing there"
+_root, _gb, _assignment, _nb = COURSE_ROOT, GRADEBOOK, ASSIGNMENT, NOTEBOOK
+def _read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+_attempt("read the source notebook", lambda: _read(_os.path.join(_root, "solutions", _assignment, _nb)))
+_attempt("list the source folder", lambda: _os.listdir(_os.path.join(_root, "solutions")))
+_attempt("read the gradebook file", lambda: _read(_gb))
+def _sql_read():
+    with _sqlite3.connect("file:" + _gb + "?mode=ro", uri=True) as db:
+        return db.execute("select source from source_cell").fetchall()
+_attempt("read the hidden tests from the gradebook", _sql_read)
+def _sql_write():
+    with _sqlite3.connect(_gb) as db:
+        n = db.execute("update grade set auto_score = 1000, manual_score = 1000").rowcount
+    return "updated %d rows" % n
+_attempt("write scores into the gradebook", _sql_write)
+_attempt("list the autograded folder", lambda: _os.listdir(_os.path.join(_root, "autograded")))
+def _own_graded():
+    for dirpath, _, files in _os.walk(_os.path.join(_root, "autograded")):
+        for f in files:
+            if f.endswith(".ipynb"):
+                return _read(_os.path.join(dirpath, f))
+    raise FileNotFoundError("no graded notebook reachable")
+_attempt("read a graded notebook (hidden tests restored)", _own_graded)
+_attempt("list the submissions", lambda: _os.listdir(_os.path.join(_root, "submitted")))
+_attempt("read the course's git history", lambda: _os.listdir(_os.path.join(_root, ".git")))
+def _local_notebooks():
+    found = [f for d, _, fs in _os.walk(".") for f in fs if f.endswith(".ipynb")]
+    found += [f for f in _os.listdir("..") if f.endswith(".ipynb")]
+    return found
+_attempt("find notebooks near the working folder", _local_notebooks)
+_attempt("read the grader's environment", lambda: _read("/proc/%d/environ" % _os.getppid()))
+_attempt("follow the grader's working folder", lambda: _os.listdir("/proc/%d/cwd" % _os.getppid()))
+_attempt("signal the grader", lambda: _os.kill(_os.getppid(), 0) or "signal allowed")
+_attempt("course paths in the environment",
+         lambda: [k for k, v in _os.environ.items() if _root in v or "nbgrader" in v.lower() or _gb in v])
+_attempt("become root", lambda: _os.setuid(0) or "root")
+_stray = _sp.Popen(["sleep", "600"], start_new_session=True)  # must not outlive grading
+print("ATTACK " + _json.dumps(_results, sort_keys=True))
+'''
+
+ATTACK_ATTEMPTS = 17
+
+
+def attack(ctx):
+    """Tries to read the secrets and write scores from an added cell; must achieve nothing."""
+    code = (ATTACK.replace("COURSE_ROOT", repr(str(ctx.course_root)))
+            .replace("GRADEBOOK", repr(str(ctx.gradebook)))
+            .replace("ASSIGNMENT", repr(ctx.assignment))
+            .replace("NOTEBOOK", repr(ctx.name)))
+    nb = ctx.solved_except(ctx.first)
+    return notebook(ctx, insert_cell(nb, _index(nb, ctx.prefix(ctx.first) + "solution") + 1, code))
+
+
+def attack_results(nb: NotebookNode) -> dict[str, str]:
+    """The attack's report, printed by its cell in the graded notebook."""
+    for cell in nb.cells:
+        text = C.output_text(cell) if cell.cell_type == "code" else ""
+        for line in text.splitlines():
+            if line.startswith("ATTACK "):
+                return json.loads(line[len("ATTACK "):])
+    return {}
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    build: Callable[[Context], dict]
+    lost: Callable[[Context], set[int]]  # exercises that must score 0
+    reason: str  # words that must explain it (notes, outputs or log), case-insensitive
+    kernel: bool = True  # False: graded without running any code (placeholder)
+    expensive: bool = False  # costs a timeout or a kernel restart
+
+
+def first(ctx):
+    return {ctx.first}
+
+
+def last(ctx):
+    return {ctx.last}
+
+
+def every(ctx):
+    return set(ctx.numbers)
+
+
+FAULTS = [
+    Fault("loop_forever", loop_forever, first, "time limit per cell", expensive=True),
+    Fault("loop_ignoring_interrupt", loop_ignoring_interrupt, first,
+          "did not stop when interrupted", expensive=True),
+    Fault("kill_kernel", kill_kernel, first, "kernel stopped while running this cell", expensive=True),
+    Fault("print_flood", print_flood, first, "output limit exceeded", expensive=True),
+    Fault("memory_hog", memory_hog, first, "MemoryError", expensive=True),
+    Fault("state_breaking_cells", state_breaking_cells, last, "kernel stopped", expensive=True),
+    Fault("test_edited_to_pass", test_edited_to_pass, first, "was edited; the original was restored"),
+    Fault("test_deleted", test_deleted, first, "was missing and has been put back"),
+    Fault("test_duplicated", test_duplicated, first, "appears more than once"),
+    Fault("moved_out_of_order", moved_out_of_order, first, "was moved before"),
+    Fault("calls_reference", calls_reference, first, "your code called cnnlib's reference"),
+    Fault("attack", attack, first, "flagged for review", expensive=True),
+    Fault("invalid_json", invalid_json, every, "not a valid notebook file", kernel=False),
+    Fault("missing_notebook", missing_notebook, every, "no notebook named", kernel=False),
+    Fault("other_assignment", other_assignment, every, "none of the graded cells", kernel=False),
+]
+
+#: Faults that need no kernel or fail at the metadata level: checked on every assignment.
+STRUCTURAL = ("test_duplicated", "invalid_json", "missing_notebook", "other_assignment")
+
+
+def write(folder: Path, files: dict) -> None:
+    """Write a submission's files (notebooks or raw bytes) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            nbformat.write(content, str(folder / name))

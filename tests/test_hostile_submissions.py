@@ -1,0 +1,250 @@
+"""Issue 6: one autograde batch survives broken and hostile submissions, and grading stays private.
+
+Every fault of tests/hostile.py is handed in by its own learner, built from the course's real
+notebooks, and the whole class is graded in ONE ``nbgrader autograde`` batch (nbgrader's API with
+the repo's nbgrader_config.py, as an instructor would run it) beside a correct submission graded
+last. Checked through nbgrader's gradebook and the graded notebooks / feedback:
+
+* every learner is graded, the correct one with full marks;
+* a fault costs exactly the exercises it breaks (``Fault.lost``), with a reason a human can read;
+* the batch ends within the bound the timeouts set;
+* the attack reads no secret, writes no score, leaves no process behind.
+
+Cost: the full set of faults runs on ONE assignment, ``FULL``: 02_padding_and_stride, the course's
+quickest notebook to execute (no training, small loops), so the expensive faults (two timeouts, two
+kernel restarts, a 300,000-line flood) cost least there. The structural faults (a duplicated test
+cell, which aborts plain nbgrader's batch; invalid JSON; a missing notebook; another assignment's
+notebook) run on every other assignment too, in one batch each beside a correct submission.
+Timeouts are short here (``Execute.timeout`` = ``CELL_TIMEOUT``), the notebook budget too.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import course as C
+import hostile as H
+
+FULL = "02_padding_and_stride"
+CORRECT = "zz_correct"  # sorted last: graded after every fault
+CELL_TIMEOUT = 15  # s; the slowest correct cell (the imports) takes ~5 s on a busy 2-core box
+NOTEBOOK_TIMEOUT = 150  # s per notebook
+IOPUB_GRACE = 5  # s nbgrader waits for an interrupted kernel (SandboxedExecute.iopub_timeout)
+
+pytestmark = pytest.mark.skipif(not C.assignments(), reason="no assignment under solutions/")
+
+
+@dataclass
+class Batch:
+    assignment: str
+    ctx: H.Context
+    faults: list
+    result: dict
+    feedback: dict
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def hostile_course():
+    """A throw-away course whose folders are reachable by path for any user (like a real course
+    under /home or /srv): the sandbox, not a 0700 temp folder, must keep the secrets."""
+    from nbgrader.apps import NbGraderAPI
+
+    from cnnlib.nbgrader_plugins import harden
+
+    tmp = Path(tempfile.mkdtemp(prefix="cnn-hostile-"))
+    tmp.chmod(0o755)
+    course = C.Course(tmp)
+    cfg = course.config
+    harden(cfg)  # what the repo's nbgrader_config.py does (idempotent; checked below)
+    cfg.Execute.timeout = CELL_TIMEOUT
+    cfg.SandboxedExecute.memory_limit_mb = H.MEMORY_LIMIT_MB
+    cfg.SandboxedExecute.notebook_timeout = NOTEBOOK_TIMEOUT
+    cfg.SandboxedExecute.iopub_timeout = IOPUB_GRACE
+    course.api = NbGraderAPI(config=cfg)
+    yield course
+    if not os.environ.get("CNN_HOSTILE_KEEP"):  # set it to inspect the graded course afterwards
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _context(course, assignment: str) -> H.Context:
+    name = C.notebook_names(assignment)[0]
+    others = [a for a in C.assignments() if a != assignment]
+    other = C.read(C.SOLUTIONS / others[0] / C.notebook_names(others[0])[0]) if others else C.read(
+        C.SOLUTIONS / assignment / name)
+    db = course.config.CourseDirectory.db_url[len("sqlite:///"):]
+    return H.Context(assignment=assignment, name=name, source=C.read(C.SOLUTIONS / assignment / name),
+                     release=C.read(course.root / "notebooks" / assignment / name), other=other,
+                     course_root=course.root, gradebook=Path(db))
+
+
+def _grade(course, assignment: str, faults) -> Batch:
+    course.generate(assignment)
+    ctx = _context(course, assignment)
+    for fault in faults:
+        H.write(course.root / "submitted" / fault.name / assignment, fault.build(ctx))
+    course.submit(assignment, CORRECT, {ctx.name: ctx.source})
+    t0 = time.perf_counter()
+    result = course.autograde_all(assignment)
+    seconds = time.perf_counter() - t0
+    feedback = course.generate_feedback(assignment)
+    print(f"\n[hostile] {assignment}: {len(faults) + 1} learners graded in {seconds:.0f} s")
+    return Batch(assignment, ctx, list(faults), result, feedback, seconds)
+
+
+@pytest.fixture(scope="session")
+def full_batch(hostile_course):
+    if FULL not in C.assignments():
+        pytest.skip(f"{FULL} not in solutions/")
+    return _grade(hostile_course, FULL, H.FAULTS)
+
+
+@pytest.fixture(scope="session", params=[a for a in C.assignments() if a != FULL])
+def structural_batch(request, hostile_course):
+    faults = [f for f in H.FAULTS if f.name in H.STRUCTURAL]
+    return _grade(hostile_course, request.param, faults)
+
+
+# ------------------------------------------------------------------------------------------------
+# checks shared by both kinds of batch
+
+
+def _check_batch(course, batch: Batch) -> None:
+    assert batch.result["success"], batch.result.get("error", "") + batch.result.get("log", "")[-3000:]
+    assert batch.feedback["success"], batch.feedback.get("error", "")
+    maxima = course.max_scores(batch.assignment)
+    scores = course.scores(batch.assignment, CORRECT)
+    assert scores == maxima, f"the correct submission lost points: {scores} vs {maxima}"
+
+
+def _exercise_scores(course, assignment, student) -> dict[int, tuple[float, float]]:
+    scores, maxima = course.scores(assignment, student), course.max_scores(assignment)
+    out: dict[int, list[float]] = {}
+    for gid, m in maxima.items():
+        if m > 0:
+            n = C.exercise_of(gid)
+            got, top = out.get(n, (0.0, 0.0))
+            out[n] = (got + scores[gid], top + m)
+    return out
+
+
+def _reasons(course, batch: Batch, student: str) -> str:
+    """Everything a human reads about this learner: notes, outputs, feedback page, log."""
+    nb = course.autograded(batch.assignment, student, batch.ctx.name)
+    parts = [n["message"] for n in nb.metadata.get("cnnlib_grading", {}).get("notes", [])]
+    parts += [C.output_text(c) for c in nb.cells if c.cell_type == "code"]
+    parts.append(_text_of_html(course.feedback_html(batch.assignment, student, batch.ctx.name)))
+    return "\n".join(parts)
+
+
+def _check_fault(course, batch: Batch, fault: H.Fault) -> None:
+    per_exercise = _exercise_scores(course, batch.assignment, fault.name)
+    lost = fault.lost(batch.ctx)
+    for n, (got, top) in sorted(per_exercise.items()):
+        want = 0 if n in lost else top
+        assert got == want, f"{fault.name}: exercise {n} scored {got}/{top}, want {want}"
+    assert sum(g for g, _ in per_exercise.values()) < sum(t for _, t in per_exercise.values())
+    text = _reasons(course, batch, fault.name)
+    assert fault.reason.lower() in text.lower(), f"{fault.name}: no '{fault.reason}' in\n{text[-2000:]}"
+
+
+def _text_of_html(page: str) -> str:
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+# ------------------------------------------------------------------------------------------------
+# the full set of faults, on FULL
+
+
+def test_the_project_config_hardens_nbgrader():
+    from cnnlib.nbgrader_plugins import (RecordGradingNotes, SandboxedExecute, SanitizeSubmission,
+                                         TolerantNotebookExporter, add_missing_notebooks)
+
+    auto = C.repo_config().Autograde
+    assert SanitizeSubmission in auto.sanitize_preprocessors
+    assert SandboxedExecute in auto.autograde_preprocessors
+    assert RecordGradingNotes in auto.autograde_preprocessors
+    assert auto.exporter_class is TolerantNotebookExporter
+    assert auto.pre_convert_hook is add_missing_notebooks
+    names = {p.__name__ for p in auto.sanitize_preprocessors + auto.autograde_preprocessors}
+    assert not names & {"DeduplicateIds", "Execute"}, "nbgrader's originals must be replaced"
+
+
+def test_full_batch_completes_and_the_correct_learner_gets_full_marks(hostile_course, full_batch):
+    _check_batch(hostile_course, full_batch)
+
+
+@pytest.mark.parametrize("fault", H.FAULTS, ids=lambda f: f.name)
+def test_each_fault_is_graded_with_a_reason(hostile_course, full_batch, fault):
+    _check_fault(hostile_course, full_batch, fault)
+
+
+def test_the_batch_ends_within_the_bound_the_timeouts_set(full_batch):
+    """A learner costs at most the notebook budget plus one cell's timeout and an interrupt."""
+    with_kernel = sum(1 for f in full_batch.faults if f.kernel) + 1
+    bound = with_kernel * (NOTEBOOK_TIMEOUT + CELL_TIMEOUT + IOPUB_GRACE)
+    assert full_batch.seconds < bound, f"{full_batch.seconds:.0f} s > {bound} s"
+
+
+def test_feedback_carries_the_reason_and_no_hidden_test(hostile_course, full_batch):
+    secrets = C.hidden_lines(full_batch.ctx.source)
+    for student in [f.name for f in full_batch.faults] + [CORRECT]:
+        page = _text_of_html(hostile_course.feedback_html(full_batch.assignment, student, full_batch.ctx.name))
+        assert "HIDDEN TESTS" not in page, student
+        leaked = [s for s in secrets if s in page]
+        assert not leaked, f"{student}'s feedback shows hidden-test lines: {leaked[:3]}"
+    page = _text_of_html(hostile_course.feedback_html(full_batch.assignment, "test_duplicated", full_batch.ctx.name))
+    assert "Notes from the autograder" in page and "appears more than once" in page
+
+
+def test_the_attack_reads_no_secret_and_writes_no_score(hostile_course, full_batch):
+    nb = hostile_course.autograded(full_batch.assignment, "attack", full_batch.ctx.name)
+    results = H.attack_results(nb)
+    assert len(results) == H.ATTACK_ATTEMPTS, f"the attack did not run to the end: {results}"
+    leaked = {k: v for k, v in results.items() if not v.startswith("blocked")}
+    assert not leaked, f"reachable from the grading kernel: {leaked}"
+    with hostile_course.api.gradebook as gb:
+        for sub in gb.assignment_submissions(full_batch.assignment):
+            assert sub.score <= sub.max_score, f"{sub.student.id}: {sub.score} > {sub.max_score}"
+        flagged = gb.find_submission_notebook(full_batch.ctx.name[:-6], full_batch.assignment, "attack").flagged
+    assert flagged, "tampering code must flag the submission for the instructor's review"
+
+
+def test_no_learner_process_outlives_grading(full_batch):
+    """The attack started `sleep 600` in its own session; the sandbox uid's processes are gone."""
+    from cnnlib.sandbox_kernel import DEFAULT_UID_RANGE
+
+    lo, hi = DEFAULT_UID_RANGE
+    strays = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M)[1])
+        if lo <= uid <= hi:
+            strays.append((pid, uid, Path(f"/proc/{pid}/cmdline").read_bytes()[:60]))
+    assert not strays, strays
+
+
+# ------------------------------------------------------------------------------------------------
+# the structural faults, on every other assignment
+
+
+def test_structural_batch_completes_and_the_correct_learner_gets_full_marks(hostile_course, structural_batch):
+    _check_batch(hostile_course, structural_batch)
+
+
+@pytest.mark.parametrize("fault", [f for f in H.FAULTS if f.name in H.STRUCTURAL], ids=lambda f: f.name)
+def test_structural_fault_is_graded_with_a_reason(hostile_course, structural_batch, fault):
+    _check_fault(hostile_course, structural_batch, fault)
