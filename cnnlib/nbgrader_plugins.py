@@ -49,6 +49,7 @@ from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import (
     CheckCellMetadata,
+    ClearHiddenTests,
     ClearOutput,
     DeduplicateIds,
     Execute,
@@ -123,27 +124,60 @@ class TolerantNotebookExporter(NotebookExporter):
     """A NotebookExporter for autograding that turns unreadable notebooks into placeholders.
 
     nbgrader reads each submitted notebook with this exporter. When the file is missing (see
-    :func:`add_missing_notebooks`) or is not a valid notebook, it exports an empty notebook
+    :func:`add_missing_notebooks`) or is not a usable notebook, it exports an empty notebook
     marked as a placeholder instead of raising; :class:`SanitizeSubmission` fills it with the
     assignment's cells and :class:`SandboxedExecute` grades every test 0 with the reason.
+    Only reading is guarded: errors of the preprocessors propagate as usual.
     """
 
     def from_filename(self, filename, resources=None, **kw):
-        try:
+        if os.path.isfile(filename):
             return super().from_filename(filename, resources=resources, **kw)
-        except FileNotFoundError:
-            reason = f"no notebook named {os.path.basename(filename)} was submitted"
-            others = sorted(f for f in os.listdir(os.path.dirname(filename)) if f.endswith(".ipynb")) \
-                if os.path.isdir(os.path.dirname(filename)) else []
-            if others:
-                reason += f" (found instead: {', '.join(others)})"
-        except Exception as exc:  # invalid JSON, not a notebook, unreadable bytes, bad schema
-            reason = (f"{os.path.basename(filename)} is not a valid notebook file and could not be "
-                      f"read ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})")
+        folder = os.path.dirname(filename)
+        reason = f"no notebook named {os.path.basename(filename)} was submitted"
+        others = sorted(f for f in os.listdir(folder) if f.endswith(".ipynb")) if os.path.isdir(folder) else []
+        if others:
+            reason += f" (found instead: {', '.join(others)})"
+        resources = resources if resources is not None else {}
+        resources.setdefault("metadata", {})
+        resources["metadata"].update(name=os.path.splitext(os.path.basename(filename))[0],
+                                     path=folder, modified_date="")
+        return self._placeholder(filename, reason, resources, **kw)
+
+    def from_file(self, file_stream, resources=None, **kw):
+        name = getattr(file_stream, "name", "the notebook")
+        try:
+            nb = nbformat.read(file_stream, as_version=4)
+            _check_structure(nb)
+        except Exception as exc:  # not JSON, not UTF-8, not a notebook, cells without a type
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            reason = (f"{os.path.basename(str(name))} is not a valid notebook file and could not be "
+                      f"read ({type(exc).__name__}: {detail})")
+            return self._placeholder(name, reason, resources, **kw)
+        return self.from_notebook_node(nb, resources=resources, **kw)
+
+    def _placeholder(self, filename, reason, resources, **kw):
         self.log.warning("Grading a placeholder for %s: %s", filename, reason)
         nb = new_notebook()
         nb.metadata[META] = {"placeholder": reason, "notes": [{"kind": "unreadable", "message": reason}]}
         return self.from_notebook_node(nb, resources=resources, **kw)
+
+
+def _check_structure(nb: NotebookNode) -> None:
+    """Refuse what nbformat reads but the preprocessors would trip over; mend what is harmless."""
+    if not isinstance(nb.get("cells"), list):
+        raise ValueError("the notebook has no list of cells")
+    for i, cell in enumerate(nb.cells):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            raise ValueError(f"cell {i + 1} has no valid cell_type")
+        if not isinstance(cell.get("source"), str):
+            raise ValueError(f"cell {i + 1} has no source text")
+        if not isinstance(cell.get("metadata"), dict):
+            cell["metadata"] = NotebookNode()
+        if cell.cell_type == "code" and not isinstance(cell.get("outputs"), list):
+            cell["outputs"] = []
+        if "nbgrader" in cell.metadata and not isinstance(cell.metadata["nbgrader"], dict):
+            del cell.metadata["nbgrader"]
 
 
 def add_missing_notebooks(assignment=None, student=None, notebooks=None, **kwargs) -> None:
@@ -321,10 +355,16 @@ class SanitizeSubmission(NbGraderPreprocessor):
             nb.cells = [restored_cell(name) for name in order]
             return nb, resources
 
-        # 2. edited locked cells (OverwriteCells puts the original source back)
+        # 2. edited locked cells (OverwriteCells puts the original source back). The learner had
+        #    the release version: the source without its hidden tests.
+        hider = ClearHiddenTests(parent=self)
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader")
-            if meta and meta["locked"] and cell.source != known[meta["grade_id"]]["source"]:
+            if not (meta and meta["locked"]):
+                continue
+            handed_out = new_code_cell(source=known[meta["grade_id"]]["source"])
+            hider._remove_hidden_test_region(handed_out)
+            if cell.source.strip() != handed_out.source.strip():
                 what = "test cell" if meta["grade"] else "read-only cell"
                 add_note(nb, "edited", f"{what} '{meta['grade_id']}' was edited; the original "
                          "was restored and graded", self.log, meta["grade_id"])
@@ -489,6 +529,7 @@ class SandboxedExecute(Execute):
         self._restarts = 0
         self._given_up: str | None = None
         self._replayable: list[int] = []
+        self._exit_requested = False
         self._out_bytes: dict[int, int] = {}
         self._out_dropped: dict[int, int] = {}
         self._deadline = monotonic() + self.notebook_timeout if self.notebook_timeout > 0 else None
@@ -502,7 +543,10 @@ class SandboxedExecute(Execute):
                     self.preprocess_cell(cell, resources, index)
         finally:
             if self._sandbox is not None:
-                self._sandbox.close()
+                try:
+                    self._sandbox.close()
+                except Exception:  # never lose a grade over cleaning up
+                    self.log.error("Cleaning up the sandbox failed:\n%s", traceback.format_exc())
                 self._sandbox = None
         self.set_widgets_metadata()
         return self.nb, self.resources
@@ -548,6 +592,9 @@ class SandboxedExecute(Execute):
             self.timeout = saved_timeout
 
         self._finish_outputs(cell, index)
+        if failure is None and self._exit_requested:
+            failure = ("KernelExit", "this cell called exit() or quit(): the kernel shut down. It was "
+                       "restarted; the cells above were run again and grading went on.")
         if failure is not None:
             cell = self.nb.cells[index]
             cell.outputs.append(_error_output(*failure))
@@ -563,6 +610,12 @@ class SandboxedExecute(Execute):
             if not utils.is_grade(cell) and not any(o.output_type == "error" for o in cell.outputs):
                 self._replayable.append(index)
         return cell, self.resources
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        payload = kwargs["execute_reply"].get("content", {}).get("payload", []) or []
+        if any(p.get("source") == "ask_exit" and not p.get("keepkernel") for p in payload):
+            self._exit_requested = True  # ipykernel stops a moment after this reply
 
     # ---- outputs ----------------------------------------------------------------------------
     def output(self, outs, msg, display_id, cell_index):
@@ -621,36 +674,51 @@ class SandboxedExecute(Execute):
         return f"exit status {code}"
 
     def _recover(self) -> None:
-        self._restarts += 1
-        if self._restarts > self.max_kernel_restarts:
-            self._given_up = (f"not run: the kernel had to be restarted more than "
-                              f"{self.max_kernel_restarts} times")
-            add_note(self.nb, "kernel", self._given_up, self.log)
-            return
-        try:
-            self._restart_kernel()
-        except Exception as exc:
-            self._given_up = f"not run: the kernel could not be restarted ({exc})"
-            add_note(self.nb, "kernel", self._given_up, self.log)
-            return
-        # rebuild the state: the learner's cells and the notebook's plain cells that ran fine
+        """Restart the kernel and replay the cells that rebuilt its state.
+
+        A replayed cell that stops the kernel again (a delayed exit, say) is dropped from the
+        replay and the kernel restarted once more; every restart counts against
+        ``max_kernel_restarts``.
+        """
+        self._exit_requested = False
+        while True:
+            self._restarts += 1
+            if self._restarts > self.max_kernel_restarts:
+                self._given_up = (f"not run: the kernel had to be restarted more than "
+                                  f"{self.max_kernel_restarts} times")
+                add_note(self.nb, "kernel", self._given_up, self.log)
+                return
+            try:
+                self._restart_kernel()
+            except Exception as exc:
+                self._given_up = f"not run: the kernel could not be restarted ({exc})"
+                add_note(self.nb, "kernel", self._given_up, self.log)
+                return
+            culprit = self._replay()
+            if culprit is None:
+                return
+            self._replayable.remove(culprit)
+            add_note(self.nb, "kernel", f"cell {culprit + 1} stopped the kernel again when it was "
+                     "re-run after a restart; it was left out", self.log)
+
+    def _replay(self) -> int | None:
+        """Re-run the replayable cells silently; return the index of one that broke the kernel."""
         for i in list(self._replayable):
             original = self.nb.cells[i]
             scratch = copy.deepcopy(original)
             try:
                 super().preprocess_cell(scratch, self.resources, i)
             except Exception:
-                self.nb.cells[i] = original
-                self.log.warning("Replaying cell %d after a restart failed; going on", i + 1)
-                try:
-                    self._restart_kernel()
-                except Exception as exc:
-                    self._given_up = f"not run: the kernel could not be restarted ({exc})"
-                return
+                self.log.warning("Re-running cell %d after a restart failed", i + 1)
+                return i
             finally:
                 self.nb.cells[i] = original
                 self._out_bytes.pop(i, None)
                 self._out_dropped.pop(i, None)
+            if self._exit_requested:
+                self._exit_requested = False
+                return i
+        return None
 
     def _restart_kernel(self) -> None:
         from jupyter_core.utils import run_sync

@@ -122,7 +122,7 @@ class Sandbox:
                 gid, exclusive = NOGROUP, True
             else:
                 uid, gid = _lookup_user(user)
-        workdir = tempfile.mkdtemp(prefix="cnn-grade-", dir=base_dir)
+        workdir = tempfile.mkdtemp(prefix="kernel-", dir=base_dir or sandbox_parent())
         os.chmod(workdir, 0o700)
         copy_submission_files(submission_dir, workdir)
         for sub in ("home", "tmp"):
@@ -224,6 +224,19 @@ class Sandbox:
             self._lock_fd = None
 
 
+def sandbox_parent() -> str:
+    """``$TMPDIR/cnn-grade-sandboxes``: the kernels' folders live here, one per kernel (0700,
+    owned by its uid). The parent is 0711: a kernel can enter its own folder but cannot list
+    the others, nor anything else in /tmp through ``..``."""
+    parent = os.path.join(tempfile.gettempdir(), f"cnn-grade-sandboxes-{os.geteuid()}")
+    os.makedirs(parent, mode=0o711, exist_ok=True)
+    st = os.lstat(parent)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise RuntimeError(f"{parent} is not a folder of ours; refusing to put sandboxes there")
+    os.chmod(parent, 0o711)
+    return parent
+
+
 def _lookup_user(user: str) -> tuple[int, int]:
     import pwd
 
@@ -288,11 +301,14 @@ def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int
         )
     lock_dir = os.path.join(tempfile.gettempdir(), "cnn-grade-uids")
     os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+    st = os.lstat(lock_dir)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise RuntimeError(f"{lock_dir} is not a folder of ours; refusing to use it")
     os.chmod(lock_dir, 0o700)
     start = lo + (os.getpid() * 7919) % (hi - lo + 1)  # spread parallel graders apart
     for i in range(hi - lo + 1):
         uid = lo + (start - lo + i) % (hi - lo + 1)
-        fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -321,17 +337,25 @@ def _has_account(uid: int) -> bool:
 
 
 def kill_all_processes_of(uid: int, gid: int) -> None:
-    """SIGKILL every process owned by ``uid``: ``kill(-1)`` run as that uid (fork-bomb safe)."""
+    """SIGKILL every process owned by ``uid``: ``kill -KILL -1`` run as that uid (fork-bomb safe:
+    the kernel sends it to all of the uid's processes at once). /bin/sh, because the grader's
+    own Python may not be executable for that uid."""
     if not _pids_of(uid):
         return
-    code = "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
     for _ in range(3):
-        subprocess.run(
-            [sys.executable, "-S", "-c", code],
-            user=uid, group=gid, extra_groups=[], env={}, cwd="/",
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            check=False, timeout=30,
-        )
+        try:
+            subprocess.run(
+                ["/bin/sh", "-c", "kill -KILL -1"],
+                user=uid, group=gid, extra_groups=[], env={}, cwd="/",
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                check=False, timeout=30,
+            )
+        except (OSError, subprocess.SubprocessError):
+            for pid in _pids_of(uid):  # no shell: one by one
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         if not _pids_of(uid):
             return
 

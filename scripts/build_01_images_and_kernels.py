@@ -80,7 +80,7 @@ print("the top-left pixel (R, G, B):", photo[0, 0])
 """)
 
 nb.code("""
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), layout="constrained")
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.4), layout="constrained")
 axes[0].imshow(photo)
 axes[0].set_title("RGB photo (600, 512, 3)")
 for c, (ax, name) in enumerate(zip(axes[1:], ["red", "green", "blue"])):
@@ -236,14 +236,15 @@ viz.show_image_pair(gray, grad, titles=("photo", "vertical-line detector"),
 nb.code("""
 grad_v = signal.convolve2d(gray, horizontal, boundary="symm", mode="same")
 viz.show_image_pair(gray, grad_v, titles=("photo", "horizontal-line detector"),
-                    suptitle="Horizontal edges light up: the collar, the mouth, the eyes")
+                    suptitle="The horizontal-line detector: the hat band, the glasses and the ribbons light up")
 """)
 
 nb.md(r"""
 Each output pixel is a difference between one side of the window and the other, so flat areas
-give 0 (white in the right panel) and edges give large positive or negative values. Only edges of
-one orientation respond: the vertical-line detector ignores the horizontal collar line and the
-horizontal one ignores the vertical sides of the face.
+give 0 (white in the right panel) and edges give large positive or negative values. Each kernel
+sees one orientation: the horizontal-line detector draws the hat band, the rims of the glasses and
+the ribbons, which the vertical-line detector barely shows; the vertical one draws the sides of
+the jacket and of the tie instead.
 
 ## 4. Convolution or cross-correlation? The flip
 
@@ -348,7 +349,7 @@ viz.show_kernels(classic, title="Classic kernels (the Gaussian is 5 x 5, the oth
 nb.code("""
 small = gray[100:400, 100:400]            # the face, to see details
 names = list(classic)
-fig, axes = plt.subplots(2, 4, figsize=(14, 7.4), layout="constrained")
+fig, axes = plt.subplots(2, 4, figsize=(12, 6.4), layout="constrained")
 axes = axes.ravel()
 axes[0].imshow(small, cmap="gray", vmin=0, vmax=1)
 axes[0].set_title("input")
@@ -441,7 +442,7 @@ colour = photo[60:360, 120:420] / 255                 # float RGB in [0, 1]
 blurred = kernels.filter_channels(colour, kernels.get_kernel("gaussian", size=7, sigma=2.0))
 sharpened = kernels.filter_channels(colour, kernels.get_kernel("sharpen"))
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), layout="constrained")
+fig, axes = plt.subplots(1, 3, figsize=(11, 4.0), layout="constrained")
 for ax, img, title in zip(axes, [colour, blurred, sharpened], ["input", "Gaussian blur", "sharpen (clipped to [0, 1])"]):
     ax.imshow(np.clip(img, 0, 1))
     ax.set_title(title)

@@ -67,7 +67,8 @@ filtered channels back. A convolution layer does something else: **one filter lo
 channels at once and gives one map.**
 
 - The filter is as deep as its input: for an RGB input, a 3 × 3 filter is a 3 × 3 × 3 block of
-  weights, one 3 × 3 slice per channel.
+  weights, one 3 × 3 slice per channel. (Its height and width are nearly always equal and small:
+  3 × 3, 5 × 5, ... (seed 003).)
 - At each position, each channel's window is multiplied by its slice and summed, as in notebook
   01; then **the per-channel results are added up**, and the filter's bias is added. One number.
 
@@ -119,9 +120,14 @@ outline one window.
 
 nb.code('''
 def show_grid(ax, a, window=None, cmap="Greys"):
-    """Draw the 2-D array `a` with its numbers; outline `window` = (row, col, height, width)."""
+    """Draw the 2-D array `a` with its numbers (negative values in blue, positive in red, when `a` has
+    negative values); outline `window` = (row, col, height, width)."""
     H, W = a.shape
-    ax.imshow(np.abs(a), cmap=cmap, vmin=0, vmax=3 * max(1, np.abs(a).max()))
+    m = max(1, np.abs(a).max())
+    if (a < 0).any():
+        ax.imshow(a, cmap="RdBu_r", vmin=-2.5 * m, vmax=2.5 * m)
+    else:
+        ax.imshow(a, cmap=cmap, vmin=0, vmax=3 * m)
     for r in range(H):
         for c in range(W):
             ax.text(c, r, f"{a[r, c] + 0:g}", ha="center", va="center", fontsize=10)   # + 0 turns -0 into 0
@@ -146,8 +152,8 @@ for c in range(3):
     window = x_pad[0, c, 0:3, 0:3]
     product = window * w_demo[0, c]
     show_grid(axes[c, 0], x_pad[0, c], window=(0, 0, 3, 3))
-    show_grid(axes[c, 1], w_demo[0, c], cmap="Blues")
-    show_grid(axes[c, 2], product, cmap="Oranges")
+    show_grid(axes[c, 1], w_demo[0, c])
+    show_grid(axes[c, 2], product)
     axes[c, 0].set_title(f"channel {names[c]}, padded")
     axes[c, 1].set_title(f"W0, slice {names[c]}")
     axes[c, 2].set_title(f"window x slice: sum = {product.sum():g}")

@@ -68,7 +68,7 @@ it "feature compression") and keeps the important ones:
 
 What it buys, according to the seeds: smaller feature maps, so less computation and memory
 (without it, the activations of a large network would not fit on a GPU); fewer parameters in the
-dense layers that follow (section 6); less overfitting; and the strongest features survive even
+dense layers that follow (section 7); less overfitting; and the strongest features survive even
 when they move a little (section 5).
 
 Two small drawing helpers for the rest of the notebook: they write the numbers of small 2-D
@@ -157,8 +157,8 @@ nb.md(r"""
 ## 3. Window, stride and the output size
 
 A pooling window moves exactly like a convolution kernel, so the formula of notebook 02 gives
-its output size (the seed says so: it covers "the output of a convolution and the output of a
-pooling layer"). Pooling almost never pads, so with window `K` and stride `S`:
+its output size (the seed: the output of a convolution and the output of a pooling layer "are
+computed the same way"). Pooling almost never pads, so with window `K` and stride `S`:
 
 $$H_{out} = \left\lfloor \frac{H - K}{S} \right\rfloor + 1 \qquad W_{out} = \left\lfloor \frac{W - K}{S} \right\rfloor + 1$$
 
@@ -184,6 +184,19 @@ for H, K, S in [(4, 2, 2), (99, 3, 1), (224, 2, 2), (223, 2, 2), (7, 3, 2), (6, 
 """)
 
 nb.md(r"""
+The seed also pools one input with different strides. The 4 × 4 example with 2 × 2 windows and
+stride 1 instead of 2 gives a 3 × 3 output, (4 − 2) / 1 + 1 = 3, and the overlapping windows
+pick some inputs twice (the 6, the 7 and the 8 each win two windows), which will matter for the
+backward pass:
+""")
+
+nb.code("""
+for stride in [2, 1]:
+    out, _ = F.max_pool2d_forward(x4[None, None], kernel_size=2, stride=stride)
+    print(f"2 x 2 max pooling, stride {stride}: output {out.shape[2:]}\\n{out[0, 0]}")
+""")
+
+nb.md(r"""
 The Keras seed writes the size of a pooling output as `(H - pool + 1) / stride` for
 `padding='valid'`, **rounded up**, and `H / stride` rounded up for `padding='same'`. For 'valid'
 this is the same number: `ceil((H - K + 1) / S) = floor((H - K) / S) + 1`. The seed's model pools
@@ -203,7 +216,7 @@ every image and every channel at once, and `.max(axis=(2, 3))` reduces it to `(N
 dtype of `x`. cnnlib is switched off while your function is being checked.
 
 The tests check the worked example, overlapping windows, gaps between windows, a leftover row
-that no window fits, float32, and (hidden) 20 random cases.
+that no window fits, float32, and (hidden) 26 random cases.
 """, solution='''
 def max_pool_forward(x, kernel_size, stride):
     """Max pooling of x (N, C, H, W) with k x k windows -> out (N, C, H_out, W_out)."""
@@ -252,7 +265,7 @@ Write `avg_pool_forward(x, kernel_size, stride)`: the same as `max_pool_forward`
 is the **mean** of its window. Same arguments, same output shape, same dtype as `x`.
 
 The tests check the worked example (3.25, 5.25, 2, 2), overlapping windows, gaps, and (hidden)
-20 random cases.
+26 random cases.
 """, solution='''
 def avg_pool_forward(x, kernel_size, stride):
     """Mean pooling of x (N, C, H, W) with k x k windows -> out (N, C, H_out, W_out)."""
@@ -419,7 +432,13 @@ seed_model.summary((3, 224, 224))
 nb.md(r"""
 Total params: 208 + 2,080 + 8,256 + 8,645 = **19,189**, and 0 for each pooling layer. (The seed's
 model also has ReLU and softmax activations; they have no parameters either and do not change
-the shapes, so they are left out here.)
+the shapes, so they are left out here.) By the seed's rule, this is a 4-layer network: three
+convolutions and one dense layer.
+""")
+
+nb.code("""
+with_params = [layer.name for layer in seed_model if layer.parameters()]
+print(f"{len(seed_model)} layers in the summary, {len(with_params)} with parameters: {with_params}")
 """)
 
 # ------------------------------------------------------------------------------------------------
@@ -676,8 +695,8 @@ For each window:
 3. **add** it to `dx` in the window's place: overlapping windows add up.
 
 The tests check the worked example, the overlapping example (10 in the middle), the tie, random
-cases against cnnlib and against numerical gradients, and (hidden) 20 + 8 random cases with
-overlapping windows, gaps, one image and one channel.
+cases against cnnlib and against numerical gradients, and (hidden) 20 random cases (overlapping
+windows, gaps, one image, one channel), 8 more gradient checks and 8 cases full of ties.
 """, solution='''
 def max_pool_backward(dout, x, kernel_size, stride):
     """Gradient of max pooling: dout (N, C, H_out, W_out) -> dx (N, C, H, W)."""
@@ -763,7 +782,7 @@ gradient does not depend on the values of `x`, only on its shape: each window sp
 Pixels that no window covers (gaps, a leftover row) get 0.
 
 The tests check the worked example, the overlapping example (2.5 in the middle), random cases
-against cnnlib and against numerical gradients, and (hidden) 20 + 8 random cases.
+against cnnlib and against numerical gradients, and (hidden) 20 random cases and 8 more gradient checks.
 """, solution='''
 def avg_pool_backward(dout, x_shape, kernel_size, stride):
     """Gradient of mean pooling: dout (N, C, H_out, W_out) -> dx of shape x_shape (N, C, H, W)."""

@@ -210,13 +210,14 @@ def submission(source: NotebookNode, release: NotebookNode, solved=(), calls_ref
     return nb
 
 
-# Raise when called from a line of a test cell that lies inside its hidden-test region.
+# Raise when called from a line of a test cell that lies inside its hidden-test region. (The marker
+# is split in two: a cell containing it verbatim makes ClearHiddenTests fail the whole feedback run.)
 _HIDDEN_TRIPWIRE = """\
 import inspect as _inspect, linecache as _linecache
 for _f in _inspect.stack()[1:]:
     if _f.function == "<module>":  # the test cell
         _lines = _linecache.getlines(_f.filename)
-        if any("BEGIN HIDDEN TESTS" in _l for _l in _lines[: _f.lineno - 1]):
+        if any("BEGIN HIDDEN" + " TESTS" in _l for _l in _lines[: _f.lineno - 1]):  # split: see below
             raise ValueError("deliberately wrong on the hidden cases")
         break
 """

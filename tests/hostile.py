@@ -125,23 +125,20 @@ def memory_hog(ctx):
     return notebook(ctx, append_to_solution(ctx.solved_except(ctx.first), ctx, ctx.first, code))
 
 
-def test_edited_to_pass(ctx):
+def edit_test_to_pass(ctx):
     nb = ctx.solved_except(ctx.first)
     nb.cells[_index(nb, ctx.prefix(ctx.first) + "tests")].source = "pass"
     return notebook(ctx, nb)
 
 
-def test_deleted(ctx):
+def delete_test(ctx):
     nb = ctx.solved_except(ctx.first)
     del nb.cells[_index(nb, ctx.prefix(ctx.first) + "tests")]
     return notebook(ctx, nb)
 
 
-def test_duplicated(ctx):
-    nb = ctx.solved_except(ctx.first)
-    i = _index(nb, ctx.prefix(ctx.first) + "tests")
-    nb.cells.insert(i + 1, copy.deepcopy(nb.cells[i]))  # copy-paste, metadata and all
-    return notebook(ctx, nb)
+def duplicate_test(ctx):
+    return notebook(ctx, duplicate_cell(ctx.solved_except(ctx.first), ctx.prefix(ctx.first) + "tests"))
 
 
 def state_breaking_cells(ctx):
@@ -232,7 +229,7 @@ _stray = _sp.Popen(["sleep", "600"], start_new_session=True)  # must not outlive
 print("ATTACK " + _json.dumps(_results, sort_keys=True))
 '''
 
-ATTACK_ATTEMPTS = 17
+ATTACK_ATTEMPTS = 15
 
 
 def attack(ctx):
@@ -287,10 +284,10 @@ FAULTS = [
     Fault("kill_kernel", kill_kernel, first, "kernel stopped while running this cell", expensive=True),
     Fault("print_flood", print_flood, first, "output limit exceeded", expensive=True),
     Fault("memory_hog", memory_hog, first, "MemoryError", expensive=True),
-    Fault("state_breaking_cells", state_breaking_cells, last, "kernel stopped", expensive=True),
-    Fault("test_edited_to_pass", test_edited_to_pass, first, "was edited; the original was restored"),
-    Fault("test_deleted", test_deleted, first, "was missing and has been put back"),
-    Fault("test_duplicated", test_duplicated, first, "appears more than once"),
+    Fault("state_breaking_cells", state_breaking_cells, last, "called exit()", expensive=True),
+    Fault("test_edited_to_pass", edit_test_to_pass, first, "was edited; the original was restored"),
+    Fault("test_deleted", delete_test, first, "was missing and has been put back"),
+    Fault("test_duplicated", duplicate_test, first, "appears more than once"),
     Fault("moved_out_of_order", moved_out_of_order, first, "was moved before"),
     Fault("calls_reference", calls_reference, first, "your code called cnnlib's reference"),
     Fault("attack", attack, first, "flagged for review", expensive=True),
@@ -311,3 +308,18 @@ def write(folder: Path, files: dict) -> None:
             (folder / name).write_bytes(content)
         else:
             nbformat.write(content, str(folder / name))
+
+
+def blank_solution(nb: NotebookNode, grade_id: str) -> NotebookNode:
+    """The learner emptied a solution cell: its function is never defined."""
+    nb = copy.deepcopy(nb)
+    nb.cells[_index(nb, grade_id)].source = "# I gave up on this one\n"
+    return nb
+
+
+def duplicate_cell(nb: NotebookNode, grade_id: str) -> NotebookNode:
+    """A copy-pasted graded cell, metadata and all, right after the original."""
+    nb = copy.deepcopy(nb)
+    i = _index(nb, grade_id)
+    nb.cells.insert(i + 1, copy.deepcopy(nb.cells[i]))
+    return nb

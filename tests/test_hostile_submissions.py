@@ -36,7 +36,7 @@ import hostile as H
 
 FULL = "02_padding_and_stride"
 CORRECT = "zz_correct"  # sorted last: graded after every fault
-CELL_TIMEOUT = 15  # s; the slowest correct cell (the imports) takes ~5 s on a busy 2-core box
+CELL_TIMEOUT = 10  # s; the slowest correct cell (the imports) takes ~5 s on a busy 2-core box
 NOTEBOOK_TIMEOUT = 150  # s per notebook
 IOPUB_GRACE = 5  # s nbgrader waits for an interrupted kernel (SandboxedExecute.iopub_timeout)
 
@@ -53,8 +53,7 @@ class Batch:
     seconds: float
 
 
-@pytest.fixture(scope="session")
-def hostile_course():
+def make_course() -> tuple[C.Course, Path]:
     """A throw-away course whose folders are reachable by path for any user (like a real course
     under /home or /srv): the sandbox, not a 0700 temp folder, must keep the secrets."""
     from nbgrader.apps import NbGraderAPI
@@ -71,6 +70,12 @@ def hostile_course():
     cfg.SandboxedExecute.notebook_timeout = NOTEBOOK_TIMEOUT
     cfg.SandboxedExecute.iopub_timeout = IOPUB_GRACE
     course.api = NbGraderAPI(config=cfg)
+    return course, tmp
+
+
+@pytest.fixture(scope="session")
+def hostile_course():
+    course, tmp = make_course()
     yield course
     if not os.environ.get("CNN_HOSTILE_KEEP"):  # set it to inspect the graded course afterwards
         shutil.rmtree(tmp, ignore_errors=True)

@@ -138,3 +138,26 @@ def _text_of_html(page: str) -> str:
     text = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
     text = re.sub(r"<[^>]+>", "", text)
     return html.unescape(text)
+
+
+def test_feedback_preprocessors_scrub_then_clear_hidden_tests():
+    """nbgrader_config.py: the outputs lose hidden-test lines (a traceback quotes its neighbours),
+    then ClearHiddenTests removes them from the source."""
+    from nbformat.v4 import new_code_cell, new_output
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    pps = list(C.repo_config().GenerateFeedback.preprocessors)
+    names = [p.__name__ for p in pps]
+    assert names.index("ScrubHiddenTestsFromOutputs") < names.index("ClearHiddenTests")
+    assert ClearHiddenTests in pps
+    scrub = pps[names.index("ScrubHiddenTestsFromOutputs")]()
+    cell = new_code_cell("check(f, visible_cases)\n### BEGIN HIDDEN TESTS\ncheck(f, secret_cases(seed=99))\n### END HIDDEN TESTS")
+    cell.outputs = [new_output("error", ename="NameError", evalue="name 'f' is not defined", traceback=[
+        "\x1b[0;31mNameError\x1b[0m  Traceback",
+        "\x1b[0;32m----> 1\x1b[0m check(f, visible_cases)\n      2 ### BEGIN HIDDEN TESTS\n      3 "
+        "check(f, \x1b[0msecret_cases(seed=99))".replace("\x1b[0m", ""),
+    ]), new_output("stream", name="stdout", text="ok\ncheck(f, secret_cases(seed=99))\n")]
+    cell, _ = scrub.preprocess_cell(cell, {}, 0)
+    text = "\n".join(cell.outputs[0].traceback) + cell.outputs[1].text
+    assert "secret_cases" not in text and "HIDDEN TESTS" not in text
+    assert "check(f, visible_cases)" in text and "[hidden test code not shown]" in text
