@@ -89,3 +89,12 @@ c.GenerateFeedback.preprocessors = [
     ScrubHiddenTestsFromOutputs,
     ClearHiddenTests,
 ]
+
+# --- Hardened autograding (issue 6; cnnlib/nbgrader_plugins.py, docs/GRADING.md) ----------------
+# Replaces nbgrader's DeduplicateIds and Execute at their plug-in points so that one broken or
+# hostile submission (copy-pasted or deleted test cells, invalid or missing notebooks, endless
+# loops, dead kernels, floods of output) is graded with a reason instead of stopping the batch,
+# and runs learners' code in a sandbox away from solutions/, the gradebook and autograded/.
+from cnnlib.nbgrader_plugins import harden  # noqa: E402
+
+harden(c)

@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,7 @@ def time_autograde(course: C.Course, assignment: str, student: str) -> float:
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's SQLAlchemy noise
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*", help="assignment folders (default: all under solutions/)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median reported)")

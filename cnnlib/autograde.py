@@ -89,9 +89,8 @@ def _api(cfg):
     from nbgrader.apps import NbGraderAPI
 
     _venv_on_path()
-    api = NbGraderAPI(config=cfg)
-    api.log_level = "WARNING"
-    return api
+    cfg.NbGraderAPI.log_level = "WARN"  # nbgrader's chatter off; warnings carry the reasons
+    return NbGraderAPI(config=cfg)
 
 
 def _venv_on_path() -> None:
