@@ -44,6 +44,11 @@ from multiprocessing import get_context
 from typing import Sequence
 
 REASON_WIDTH = 100
+#: The order in which a learner's grading notes are listed (the first one is in the table).
+PRIORITY = {kind: i for i, kind in enumerate([
+    "unreadable", "wrong-notebook", "review", "kernel", "timeout", "notebook-timeout", "memory",
+    "output", "restored", "duplicate", "edited", "reordered", "unknown-cell",
+])}
 
 
 @dataclass
@@ -230,7 +235,8 @@ def collect_scores_and_reasons(cfg, assignment: str, outcomes: list[Outcome]) ->
                     nb = nbformat.read(path, as_version=4)
                 except Exception:
                     continue
-                outcome.reasons += [n["message"] for n in notes_of(nb)]
+                notes = sorted(notes_of(nb), key=lambda n: PRIORITY.get(n["kind"], len(PRIORITY)))
+                outcome.reasons += [n["message"] for n in notes]
             if any(nb.flagged for nb in sub.notebooks):
                 outcome.reasons.insert(0, "FLAGGED FOR REVIEW (see the notes)")
 
@@ -283,7 +289,8 @@ def generate_feedback(cfg, assignment: str, outcomes: list[Outcome]) -> None:
 
 
 def hidden_test_lines(api, assignment: str, min_chars: int = 6) -> set[str]:
-    """Lines of the source notebooks' hidden tests that appear nowhere else in them."""
+    """Lines of the source notebooks' hidden tests that appear nowhere else in them (the
+    feedback pages are searched for these: what ClearHiddenTests must have removed)."""
     import nbformat
 
     hidden, visible = set(), set()
@@ -301,7 +308,9 @@ def hidden_test_lines(api, assignment: str, min_chars: int = 6) -> set[str]:
                     hidden.add(s)
                 else:
                     visible.add(s)
-    return {s for s in hidden - visible if len(s) >= min_chars}
+    # a hidden line that is part of a visible one ("mistakes=m)" in "], mistakes=m)") is no secret
+    return {s for s in hidden - visible
+            if len(s) >= min_chars and not any(s in v for v in visible)}
 
 
 def _visible_text(page: str) -> str:

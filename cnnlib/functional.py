@@ -13,8 +13,9 @@ Conventions shared by every function here:
   when several arrays meet (x, w, b) the result has their common floating dtype; integer and
   bool inputs are computed in float64. Strings, objects and complex numbers raise TypeError.
 * A gradient has the dtype of the forward's result; ``dout`` is cast to it.
-* A ``cache`` is an opaque dict: pass it back to the matching backward unchanged. It keeps
-  references to the forward's inputs (no copies), so do not modify them in place in between.
+* A ``cache`` is an opaque dict: pass it back to the matching backward unchanged (it may be
+  used more than once). It keeps references to the forward's inputs (no copies), so do not
+  modify them in place in between; conv2d's also holds its im2col columns when <= 16 MiB.
 * Bad input raises ValueError/TypeError naming the function, the argument and the shapes.
 
 How the work is vectorized (no Python loop over N, C or output positions; only over the KH*KW

@@ -350,6 +350,8 @@ class SanitizeSubmission(NbGraderPreprocessor):
         if not seen:
             reason = (f"this notebook has none of the graded cells of {notebook_id} "
                       "(a notebook from another assignment?)")
+            meta = nb.metadata.setdefault(META, {})
+            meta["notes"] = [n for n in meta.get("notes", []) if n["kind"] != "unknown-cell"]
             add_note(nb, "wrong-notebook", reason, self.log)
             nb.metadata[META]["placeholder"] = reason
             nb.cells = [restored_cell(name) for name in order]
@@ -362,9 +364,10 @@ class SanitizeSubmission(NbGraderPreprocessor):
             meta = cell.metadata.get("nbgrader")
             if not (meta and meta["locked"]):
                 continue
-            handed_out = new_code_cell(source=known[meta["grade_id"]]["source"])
+            original = known[meta["grade_id"]]["source"]
+            handed_out = new_code_cell(source=original)
             hider._remove_hidden_test_region(handed_out)
-            if cell.source.strip() != handed_out.source.strip():
+            if cell.source.strip() not in (handed_out.source.strip(), original.strip()):
                 what = "test cell" if meta["grade"] else "read-only cell"
                 add_note(nb, "edited", f"{what} '{meta['grade_id']}' was edited; the original "
                          "was restored and graded", self.log, meta["grade_id"])
@@ -393,7 +396,16 @@ class SanitizeSubmission(NbGraderPreprocessor):
             add_note(nb, "restored", f"test cell '{name}' was missing and has been put back",
                      self.log, name)
 
-        # 5. code that tampers with grading: graded as usual, flagged for a human
+        # 5. a hidden-test marker left in an ordinary cell (a pasted copy of a test) would make
+        #    the feedback refuse the whole notebook: the markers are comments, neutralize them
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                continue
+            for marker in (hider.begin_test_delimeter, hider.end_test_delimeter):
+                if marker in cell.source:
+                    cell.source = cell.source.replace(marker, marker.replace("HIDDEN", "hidden"))
+
+        # 6. code that tampers with grading: graded as usual, flagged for a human
         if self.scan_suspicious_code:
             for cell in nb.cells:
                 meta = cell.metadata.get("nbgrader")

@@ -323,3 +323,12 @@ def duplicate_cell(nb: NotebookNode, grade_id: str) -> NotebookNode:
     i = _index(nb, grade_id)
     nb.cells.insert(i + 1, copy.deepcopy(nb.cells[i]))
     return nb
+
+
+def handed_out(source: NotebookNode) -> NotebookNode:
+    """The source notebook as a learner has it: solutions in place, hidden tests removed."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    nb = copy.deepcopy(source)
+    nb, _ = ClearHiddenTests().preprocess(nb, {})
+    return nb
