@@ -36,7 +36,15 @@ Hidden tests draw many cases from a seeded generator (:func:`conv_cases`, :func:
 visible answers scores nothing. Backward passes are also checked against numerical gradients with
 :func:`check_gradients`.
 
-Functions here set ``__tracebackhide__`` so IPython's tracebacks skip the grader's own frames.
+In Jupyter a :class:`GradingFailure` shows as its message alone, preceded by the learner's own
+traceback when their code raised (``_render_traceback_``): no grader internals, and no lines of the
+test cell, which may be hidden tests. Outside IPython it is a plain ``AssertionError``.
+
+Adding a check for a new exercise (notebooks 03-08): pick the reference (a cnnlib function, or a
+small wrapper that adapts its layout), write three to six visible cases that tell a story (the
+worked example, an edge case, a non-square one), choose a generator for the hidden cases (or
+``random_cases`` with your own ``make_case``), and list the exercise's known mistakes (the
+``*_mistakes`` helpers, or ``Mistake(hint, with_args(reference, stride=1))`` for your own).
 """
 
 from __future__ import annotations
@@ -163,7 +171,7 @@ def check_function(
         >>> def double(x):
         ...     return 2 * x
         >>> check_function(double, lambda x: x + x, [{"x": np.arange(3.0)}])
-        ✔ double: all 1 cases pass
+        ✔ double: 1 case passes
     """
     __tracebackhide__ = True
     name = name or getattr(fn, "__name__", "your function")
@@ -179,7 +187,7 @@ def check_function(
             problems += _hints(got, expected, case, outputs, mistakes, rtol, atol)
             _fail(header + "".join("\n  " + p for p in problems))
     if not quiet:
-        print(f"✔ {name}: all {len(cases)} cases pass")
+        print(f"✔ {name}: {_cases_pass(len(cases))}")
 
 
 def check_value(
@@ -236,7 +244,7 @@ def check_gradients(
         ...     return dout * (x > 0)
         >>> check_gradients(relu_backward, lambda x: np.maximum(x, 0),
         ...                 [{"x": np.array([[-1.0, 2.0], [3.0, -4.0]])}], wrt=["x"])
-        ✔ relu_backward: gradients match numerical gradients on all 1 cases
+        ✔ relu_backward: gradients match numerical gradients (1 case passes)
     """
     __tracebackhide__ = True
     name = name or getattr(backward, "__name__", "your function")
@@ -260,7 +268,7 @@ def check_gradients(
                 " of sum(out * dout))"
             )
     if not quiet:
-        print(f"✔ {name}: gradients match numerical gradients on all {len(cases)} cases")
+        print(f"✔ {name}: gradients match numerical gradients ({_cases_pass(len(cases))})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -326,9 +334,9 @@ def conv_mistakes(
         return np.ascontiguousarray(np.asarray(k)[..., ::-1, ::-1])
 
     def unit_stride_cropped(case: Case):
-        right = reference(*copy.deepcopy(list(case.values())))
+        right = _first(reference(*copy.deepcopy(list(case.values()))))
         dense = with_args(reference, **{stride: 1})(case)
-        return dense[..., : right.shape[-2], : right.shape[-1]]
+        return _on_out(dense, lambda d: d[..., : right.shape[-2], : right.shape[-1]])
 
     def one_sided(case: Case):
         ph, pw = _pair(case[padding])
@@ -337,7 +345,7 @@ def conv_mistakes(
         return with_args(reference, **{x: np.pad(xp, widths), padding: 0})(case)
 
     def swapped(case: Case):
-        return np.swapaxes(reference(*copy.deepcopy(list(case.values()))), -1, -2)
+        return _on_out(reference(*copy.deepcopy(list(case.values()))), lambda o: np.swapaxes(o, -1, -2))
 
     def no_bias(case: Case):
         return with_args(reference, **{b: lambda v: np.zeros_like(v)})(case)
@@ -387,7 +395,7 @@ def pool_mistakes(
         )
 
     def swapped(case: Case):
-        return np.swapaxes(_first(reference(*copy.deepcopy(list(case.values())))), -1, -2)
+        return _on_out(reference(*copy.deepcopy(list(case.values()))), lambda o: np.swapaxes(o, -1, -2))
 
     return [
         _needs(Mistake(lambda c: formula(c, "did you move the window by 1 instead of by the stride?"),
@@ -711,6 +719,10 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _cases_pass(n: int) -> str:
+    return "1 case passes" if n == 1 else f"all {n} cases pass"
+
+
 def _fail(message: str) -> None:
     __tracebackhide__ = True
     raise GradingFailure(message)
@@ -790,6 +802,11 @@ def _changed(old: Any, new: Any) -> str:
 
 def _first(result: Any) -> Any:
     return result[0] if isinstance(result, tuple) else result
+
+
+def _on_out(result: Any, f: Callable[[Any], Any]) -> Any:
+    """Apply ``f`` to the output, or to the first element of an ``(out, cache)`` tuple."""
+    return (f(result[0]),) + tuple(result[1:]) if isinstance(result, tuple) else f(result)
 
 
 def _pair(v: Any) -> tuple[int, int]:

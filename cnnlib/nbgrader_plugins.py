@@ -63,6 +63,7 @@ from traitlets import Bool, Float, Integer, List, Unicode, default
 from cnnlib.sandbox_kernel import DEFAULT_UID_RANGE, Sandbox, SandboxKernelManager, ensure_private
 
 META = "cnnlib_grading"  # notebook metadata key holding this module's notes
+_WARNED: dict[str, bool] = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,6 +501,11 @@ class SandboxedExecute(Execute):
         private = self._private_paths()
         if self.make_private and os.geteuid() == 0 and self.sandbox_user:
             ensure_private(private, self.log)
+        if os.geteuid() != 0 and not _WARNED.get("not root"):
+            _WARNED["not root"] = True
+            self.log.warning("Grading without root: learners' code runs with your own uid and can "
+                             "read what you can. On a shared machine grade in a container as root "
+                             "(docs/GRADING.md, 'What you must still do on a shared server').")
         env = {"NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
         if self.blas_threads > 0:
             for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

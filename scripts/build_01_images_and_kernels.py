@@ -190,9 +190,12 @@ def reference(image, kernel):
     # cnnlib's conv2d works on batches (N, C, H, W): add and remove the two leading axes
     return F.conv2d(image[None, None].astype(float), kernel[None, None].astype(float))[0, 0]
 
+# the worked example of section 2 (written out again: a test cell depends on no other cell)
+example = np.array([[1, 2, 1, 8, 9], [2, 1, 2, 9, 8], [1, 1, 2, 8, 8], [2, 2, 1, 9, 9], [1, 2, 2, 8, 9]], dtype=float)
+edge = np.array([[-1.0, 0.0, 1.0]] * 3)
 mistakes = grading.conv_mistakes(reference, x="image", w="kernel", b=None)
 grading.check_function(cross_correlate2d, reference, [
-    {"image": image, "kernel": vertical_edge},                                  # the worked example
+    {"image": example, "kernel": edge},                                         # the worked example
     {"image": np.arange(12.0).reshape(3, 4), "kernel": np.array([[1.0, 2.0]])},  # a 1 x 2 kernel
     {"image": (np.arange(30) * 8 % 256).astype(np.uint8).reshape(5, 6),        # a uint8 image
      "kernel": np.full((3, 3), 1 / 9)},
@@ -301,17 +304,18 @@ flip_mistakes = [
                     lambda c: np.rot90(c["kernel"])),
 ]
 grading.check_function(flip_kernel, lambda kernel: np.rot90(kernel, 2), [
-    {"kernel": k},
+    {"kernel": np.arange(1.0, 10.0).reshape(3, 3)},        # the k of the impulse example
     {"kernel": np.array([[1.0, 2.0, 3.0]])},
     {"kernel": np.arange(6.0).reshape(3, 2)},
-    {"kernel": vertical.astype(float)},
+    {"kernel": np.array([[-1.0, 0.0, 1.0]] * 3)},           # the vertical-line detector
 ], mistakes=flip_mistakes)
 
 def correlate_with_flip(image, kernel):
     return signal.correlate2d(image, flip_kernel(kernel), mode="valid")
 
 grading.check_function(correlate_with_flip, lambda image, kernel: signal.convolve2d(image, kernel, mode="valid"),
-                       [{"image": image, "kernel": k}], name="correlate2d(image, flip_kernel(k))")
+                       [{"image": np.arange(30.0).reshape(5, 6) % 7, "kernel": np.arange(1.0, 10.0).reshape(3, 3)}],
+                       name="correlate2d(image, flip_kernel(k))")
 ### BEGIN HIDDEN TESTS
 flip_cases = [{"kernel": c["kernel"]} for c in grading.conv_cases(20, seed=10201, layout="hw", stride=False, padding=False)]
 grading.check_function(flip_kernel, lambda kernel: np.rot90(kernel, 2), flip_cases, mistakes=flip_mistakes)
@@ -429,7 +433,8 @@ def reference(image, kernel):
 
 grading.check_function(filter_rgb, reference, [
     {"image": rng.random((6, 5, 3)), "kernel": np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])},
-    {"image": photo[200:210, 230:238] / 255, "kernel": kernels.get_kernel("sharpen")},
+    {"image": datasets.sample_image("grace_hopper", dtype=np.float64)[200:210, 230:238],   # a piece of the photo
+     "kernel": kernels.get_kernel("sharpen")},
 ], mistakes=rgb_mistakes)
 ### BEGIN HIDDEN TESTS
 grading.check_function(filter_rgb, reference,
@@ -536,11 +541,17 @@ detector_mistakes = [
                     lambda c: reference(c["image"], c["kernel"][::-1, ::-1].copy(), c["row"], c["col"])),
     grading.Mistake("(row, col) is the window's top-left corner, not its centre.", centred),
 ]
-drawing = np.hstack([mouse_head, mouse_back])      # (7, 14): the head, then the back
+# the arrays of section 7, rebuilt here (a test cell depends on no other cell)
+curve = np.zeros((7, 7))
+curve[[0, 1, 2, 3, 4, 5], [5, 4, 3, 3, 3, 3]] = 30
+back = np.zeros((7, 7))
+back[1, 4:], back[2:, 3:5], back[2, 3] = 50, 50, 20
+head = np.zeros((7, 7))
+head[[1, 2, 2, 3, 3, 4, 5, 6, 6, 6], [1, 0, 2, 0, 1, 1, 2, 0, 1, 3]] = [40, 40, 40, 40, 20, 50, 50, 25, 25, 50]
 grading.check_function(detector_response, reference, [
-    {"image": mouse_back, "kernel": curve_filter, "row": 0, "col": 0},
-    {"image": mouse_head, "kernel": curve_filter, "row": 0, "col": 0},
-    {"image": drawing, "kernel": curve_filter, "row": 0, "col": 7},
+    {"image": back, "kernel": curve, "row": 0, "col": 0},                     # 6600
+    {"image": head, "kernel": curve, "row": 0, "col": 0},                     # 0
+    {"image": np.hstack([head, back]), "kernel": curve, "row": 0, "col": 7},  # the back, right of the head
     {"image": np.arange(24.0).reshape(4, 6), "kernel": np.array([[1.0, 0.0], [0.0, -1.0], [2.0, 0.0]]), "row": 1, "col": 3},
 ], mistakes=detector_mistakes)
 ### BEGIN HIDDEN TESTS
@@ -556,7 +567,8 @@ grading.check_function(detector_response, reference, grading.random_cases(detect
 ''')
 
 nb.code("""
-# Slide the curve detector over the whole drawing with cnnlib: it fires where the curve is
+# Slide the curve detector over a drawing of the head followed by the back, with cnnlib
+drawing = np.hstack([mouse_head, mouse_back])                                  # (7, 14)
 response = F.conv2d(drawing[None, None], curve_filter[None, None])[0, 0]     # (1, 8)
 print("responses along the drawing:", response[0])
 print("on the head (col 0):", response[0, 0], "  on the back (col 7):", response[0, 7])

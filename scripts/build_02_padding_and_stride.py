@@ -272,9 +272,10 @@ def pad2d(x, padding):
     ### END SOLUTION
 ''', tests='''
 rng = np.random.default_rng(3)
+example = np.array([[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]])       # the worked example, (1, 1, 2, 3)
 grading.check_function(pad2d, F.pad2d, [
-    {"x": x, "padding": 1},
-    {"x": x, "padding": (1, 2)},
+    {"x": example, "padding": 1},
+    {"x": example, "padding": (1, 2)},
     {"x": rng.standard_normal((2, 3, 4, 5)), "padding": 0},
     {"x": rng.standard_normal((2, 3, 4, 5)), "padding": 2},
     {"x": rng.standard_normal((1, 2, 3, 3)).astype(np.float32), "padding": (0, 3)},
@@ -348,7 +349,8 @@ def reference(image, kernel, stride=1, padding=0):
 conv_mistakes = grading.conv_mistakes(reference, x="image", w="kernel", b=None)
 rng = np.random.default_rng(4)
 grading.check_function(conv2d_single, reference, [
-    {"image": image, "kernel": kernel, "stride": 2, "padding": 0},              # the worked example
+    {"image": np.arange(25.0).reshape(5, 5), "kernel": np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]),
+     "stride": 2, "padding": 0},                                                 # the worked example
     {"image": rng.standard_normal((7, 5)), "kernel": rng.standard_normal((3, 3)), "stride": 2, "padding": 1},
     {"image": rng.standard_normal((6, 6)), "kernel": rng.standard_normal((2, 2)), "stride": 2, "padding": 0},
     {"image": rng.standard_normal((5, 7)), "kernel": rng.standard_normal((1, 3)), "stride": 1, "padding": 2},

@@ -227,6 +227,7 @@ _attempt("course paths in the environment",
 _attempt("become root", lambda: _os.setuid(0) or "root")
 _stray = _sp.Popen(["sleep", "600"], start_new_session=True)  # must not outlive grading
 print("ATTACK " + _json.dumps(_results, sort_keys=True))
+print("STRAY %d" % _stray.pid)
 '''
 
 ATTACK_ATTEMPTS = 15
@@ -240,6 +241,15 @@ def attack(ctx):
             .replace("NOTEBOOK", repr(ctx.name)))
     nb = ctx.solved_except(ctx.first)
     return notebook(ctx, insert_cell(nb, _index(nb, ctx.prefix(ctx.first) + "solution") + 1, code))
+
+
+def attack_stray_pid(nb: NotebookNode) -> int | None:
+    """The pid of the background process the attack started."""
+    for cell in nb.cells:
+        for line in (C.output_text(cell) if cell.cell_type == "code" else "").splitlines():
+            if line.startswith("STRAY "):
+                return int(line.split()[1])
+    return None
 
 
 def attack_results(nb: NotebookNode) -> dict[str, str]:

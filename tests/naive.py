@@ -54,6 +54,7 @@ def conv2d_backward(dout, x, w, stride=1, padding=0):
 
 
 def _pool_windows(x, kernel_size, stride):
+    """Yield (output index, window index) for every pooling window."""
     (kh, kw) = pair(kernel_size)
     (sh, sw) = pair(kernel_size if stride is None else stride)
     N, C, H, W = x.shape
@@ -63,7 +64,6 @@ def _pool_windows(x, kernel_size, stride):
             for i in range(Ho):
                 for j in range(Wo):
                     yield (n, c, i, j), (n, c, slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw))
-    return Ho, Wo
 
 
 def _pool_out_shape(x, kernel_size, stride):

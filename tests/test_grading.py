@@ -404,7 +404,7 @@ def test_check_gradients_against_numerical_gradients(capsys):
         return dout @ w.T, x.T @ dout, dout.sum(axis=0)
 
     grading.check_gradients(linear_backward, lambda x, w, b: x @ w + b, cases, wrt=("x", "w", "b"))
-    assert "gradients match numerical gradients on all 4 cases" in capsys.readouterr().out
+    assert "gradients match numerical gradients (all 4 cases pass)" in capsys.readouterr().out
 
     def wrong_dw(dout, x, w, b):
         return dout @ w.T, x.T @ dout / 2, dout.sum(axis=0)
@@ -412,3 +412,32 @@ def test_check_gradients_against_numerical_gradients(capsys):
     with pytest.raises(grading.GradingFailure, match="dw: .* values differ") as info:
         grading.check_gradients(wrong_dw, lambda x, w, b: x @ w + b, cases, wrt=("x", "w", "b"))
     assert "numerical gradients" in str(info.value)
+
+
+def test_jupyter_shows_the_learners_traceback_then_the_message_and_no_grader_frames():
+    def broken(x, padding):
+        return x[5, 0, 0, 0]
+
+    with pytest.raises(grading.GradingFailure) as info:
+        grading.check_function(broken, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], quiet=True)
+    shown = "\n".join(info.value._render_traceback_())  # what IPython displays
+    assert "return x[5, 0, 0, 0]" in shown and "IndexError" in shown
+    assert shown.rstrip().endswith("(your traceback is shown above this message)")
+    assert "GradingFailure\x1b[0m: broken, case 1 of 1" in shown
+    assert "cnnlib/grading.py" not in shown
+
+
+def test_mistakes_work_for_forward_passes_returning_out_and_cache():
+    x = np.random.default_rng(0).permutation(np.arange(30.0)).reshape(1, 1, 5, 6)
+    case = {"x": x, "kernel_size": 2, "stride": 2}
+    right = F.max_pool2d_forward(x, 2, 2)[0]
+    wrong = (np.swapaxes(right, -1, -2), None)  # (1, 1, 3, 2) instead of (1, 1, 2, 3)
+    message = failure(lambda x, k, s: wrong, F.max_pool2d_forward, [case], outputs=("out", None),
+                      mistakes=grading.pool_mistakes(F.max_pool2d_forward))
+    assert "expected out shape (1, 1, 2, 3), got (1, 1, 3, 2)" in message and "swapped" in message
+    conv_case = {"x": np.ones((1, 1, 5, 5)) * np.arange(5.0), "w": np.arange(9.0).reshape(1, 1, 3, 3),
+                 "b": np.zeros(1), "stride": 1, "padding": 0}
+    flipped = (conv_naive(conv_case["x"], conv_case["w"][..., ::-1, ::-1], conv_case["b"]), None)
+    message = failure(lambda x, w, b, s, p: flipped, F.conv2d_forward, [conv_case], outputs=("out", None),
+                      mistakes=grading.conv_mistakes(F.conv2d_forward))
+    assert "TRUE convolution" in message

@@ -10,9 +10,10 @@ last. Checked through nbgrader's gradebook and the graded notebooks / feedback:
 * the batch ends within the bound the timeouts set;
 * the attack reads no secret, writes no score, leaves no process behind.
 
-Cost: the full set of faults runs on ONE assignment, ``FULL``: 02_padding_and_stride, the course's
-quickest notebook to execute (no training, small loops), so the expensive faults (two timeouts, two
-kernel restarts, a 300,000-line flood) cost least there. The structural faults (a duplicated test
+Cost: the full set of faults runs on ONE assignment, ``FULL``: 02_padding_and_stride, a short
+notebook (no training, small loops, ~10 s per run on a busy 2-core box) that the spine owns and
+keeps stable, so the expensive faults (two timeouts, three kernel restarts, a 300,000-line flood)
+cost little there and the builders' assumptions (four exercises, a setup cell) hold. The structural faults (a duplicated test
 cell, which aborts plain nbgrader's batch; invalid JSON; a missing notebook; another assignment's
 notebook) run on every other assignment too, in one batch each beside a correct submission.
 Timeouts are short here (``Execute.timeout`` = ``CELL_TIMEOUT``), the notebook budget too.
@@ -227,21 +228,109 @@ def test_the_attack_reads_no_secret_and_writes_no_score(hostile_course, full_bat
     assert flagged, "tampering code must flag the submission for the instructor's review"
 
 
-def test_no_learner_process_outlives_grading(full_batch):
-    """The attack started `sleep 600` in its own session; the sandbox uid's processes are gone."""
-    from cnnlib.sandbox_kernel import DEFAULT_UID_RANGE
+def test_no_learner_process_outlives_grading(hostile_course, full_batch):
+    """The attack started `sleep 600` in a session of its own: it died with the kernel's uid."""
+    nb = hostile_course.autograded(full_batch.assignment, "attack", full_batch.ctx.name)
+    pid = H.attack_stray_pid(nb)
+    assert pid, "the attack did not get to start its background process"
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return  # gone
+    assert cmdline != b"sleep\x00600\x00", f"the learner's process {pid} outlived grading"
 
-    lo, hi = DEFAULT_UID_RANGE
-    strays = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+
+# ------------------------------------------------------------------------------------------------
+# each isolation layer on its own (no nbgrader: a kernel or the launcher, a few seconds each)
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch needs root")
+
+
+@pytest.fixture
+def secret():
+    """A world-readable secret in a folder anyone may enter (as solutions/ in a careless course)."""
+    folder = Path(tempfile.mkdtemp(prefix="cnn-secret-"))
+    folder.chmod(0o755)
+    (folder / "hidden_tests.txt").write_text("assert answer == 42\n")
+    (folder / "hidden_tests.txt").chmod(0o644)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+PROBE = "import os\ntry:\n    print('READ', open({path!r}).read().strip())\nexcept OSError as e:\n    print('BLOCKED', type(e).__name__)\nprint('UID', os.getuid())"
+
+
+def _run_in_sandbox(box, code: str) -> str:
+    import asyncio
+
+    from cnnlib.sandbox_kernel import SandboxKernelManager
+
+    async def run():
+        km = SandboxKernelManager(kernel_name="python3")
+        km.sandbox = box
+        await km.start_kernel(cwd=box.workdir)
+        kc = km.client()
+        kc.start_channels()
+        out = []
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M)[1])
-        if lo <= uid <= hi:
-            strays.append((pid, uid, Path(f"/proc/{pid}/cmdline").read_bytes()[:60]))
-    assert not strays, strays
+            await kc.wait_for_ready(timeout=60)
+            await kc.execute_interactive(code, timeout=60,
+                                         output_hook=lambda m: out.append(m["content"].get("text", "")))
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+        return "".join(out)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        box.close()
+
+
+@needs_root
+def test_uid_switch_and_permissions_alone_keep_a_secret(secret, tmp_path):
+    from cnnlib.sandbox_kernel import Sandbox, ensure_private
+
+    target = str(secret / "hidden_tests.txt")
+    assert ensure_private([str(secret)]) == [str(secret)]  # what make_private does to solutions/
+    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[]), PROBE.format(path=target))
+    assert "BLOCKED PermissionError" in out and "UID 0" not in out, out
+
+
+@needs_root
+def test_mount_namespace_alone_keeps_a_world_readable_secret(secret, tmp_path):
+    from cnnlib.sandbox_kernel import Sandbox
+
+    target = str(secret / "hidden_tests.txt")
+    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[str(secret)]), PROBE.format(path=target))
+    assert "BLOCKED" in out and "READ" not in out, out
+
+
+@pytest.mark.parametrize("hide", [False, True], ids=["control", "hidden"])
+def test_user_namespace_hides_paths_for_a_non_root_grader(secret, hide):
+    """A grader that is not root: the launcher (standard library only) hides the paths in a user +
+    mount namespace of its own. Run as an unprivileged uid with the system's Python."""
+    import subprocess
+
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None or shutil.which("setpriv") is None:
+        pytest.skip("needs /usr/bin/python3 and setpriv")
+    launcher = str(Path(__file__).resolve().parents[1] / "cnnlib" / "sandbox_kernel.py")
+    work = Path(tempfile.mkdtemp(prefix="cnn-launcher-"))  # reachable by the unprivileged uid
+    work.chmod(0o777)
+    prefix = [] if os.geteuid() != 0 else ["setpriv", "--reuid=2000009999", "--regid=65534", "--clear-groups"]
+    argv = prefix + [python, launcher, "--workdir", str(work), "--env", "HOME=" + str(work)]
+    if hide:
+        argv += ["--hide", str(secret)]
+    argv += ["--", python, "-c", PROBE.format(path=str(secret / "hidden_tests.txt"))]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        log = (work / "kernel-output.log").read_text() if (work / "kernel-output.log").exists() else ""
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if hide and "private paths not hidden" in proc.stderr:
+        pytest.skip(f"unprivileged user namespaces are not available here: {proc.stderr.strip()}")
+    assert ("BLOCKED" in log) == hide and ("READ" in log) == (not hide), (proc.stderr, log)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ notebook is covered as soon as it exists.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
 import runpy
 from collections import Counter
@@ -71,6 +73,40 @@ def test_exercises_follow_the_conventions(assignment, name):
         assert cell.source.count(C.BEGIN_SOLUTION) == 1, f"{gid}: one solution region"
         region = cell.source.split(C.BEGIN_SOLUTION)[1].split(C.END_SOLUTION)[0]
         assert len(region.strip().splitlines()) <= 15, f"{gid}: keep the solution region small"
+
+
+def _defined_and_used(source: str) -> tuple[set[str], set[str]]:
+    """Names a cell binds (assignments, defs, imports, arguments) and names it reads."""
+    tree = ast.parse(source)
+    bound, used = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, (ast.Store, ast.Del)) else used).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return bound, used
+
+
+@pytest.mark.parametrize("assignment,name", NOTEBOOKS)
+def test_test_cells_depend_only_on_the_setup_and_their_solution(assignment, name):
+    """A test cell reads only names of the locked setup cell, its own exercise's solution cell and
+    itself, so a learner's scratch cell (``image = ...``) cannot change what is tested."""
+    nb = C.read(C.SOLUTIONS / assignment / name)
+    setup = set()
+    for cell in nb.cells:
+        m = C.meta(cell)
+        if cell.cell_type == "code" and m.get("locked") and not m.get("grade"):
+            setup |= _defined_and_used(cell.source)[0]
+    solutions = {C.exercise_of(C.meta(c)["grade_id"]): _defined_and_used(c.source)[0] for c in C.solution_cells(nb)}
+    for cell in C.grade_cells(nb):
+        gid = C.meta(cell)["grade_id"]
+        bound, used = _defined_and_used(cell.source)
+        free = used - bound - setup - solutions.get(C.exercise_of(gid), set()) - set(dir(builtins))
+        assert not free, f"{gid} reads {sorted(free)} from other cells; define them in the test cell or the setup cell"
 
 
 @pytest.mark.parametrize("assignment,name", NOTEBOOKS)
