@@ -85,7 +85,7 @@ with 1 ring of zeros, two 3 × 3 × 3 filters `W0` and `W1` with biases `b0 = 1`
 stride 2. Here are its numbers (one image, so `N = 1`):
 """)
 
-nb.code("""
+nb.data("rgb_example", """
 x_demo = np.array([[[[2, 1, 1, 0, 0],          # channel 0 (R)
                      [0, 0, 0, 0, 2],
                      [1, 2, 1, 1, 2],
@@ -646,8 +646,10 @@ kernel column `j`: exactly the order in which `w.reshape(F, C*KH*KW)` flattens a
 1, no padding: `H_out = W_out = 2`, so 4 windows, each with 2·2·2 = 8 numbers: `cols` is 8 × 4.
 """)
 
-nb.code("""
+nb.data("im2col_example", """
 x_ex = np.arange(1.0, 19.0).reshape(1, 2, 3, 3)        # (N, C, H, W) = (1, 2, 3, 3)
+w_ex = np.array([[[[1, 0], [0, -1]],
+                  [[0, 1], [1, 0]]]], dtype=float)      # (F, C, KH, KW) = (1, 2, 2, 2), used below
 cols_ex = np.array([[[ 1,  2,  4,  5],                  # row 0: c=0, i=0, j=0
                      [ 2,  3,  5,  6],                  # row 1: c=0, i=0, j=1
                      [ 4,  5,  7,  8],                  # row 2: c=0, i=1, j=0
@@ -656,7 +658,9 @@ cols_ex = np.array([[[ 1,  2,  4,  5],                  # row 0: c=0, i=0, j=0
                      [11, 12, 14, 15],                  # ...
                      [13, 14, 16, 17],
                      [14, 15, 17, 18]]], dtype=float)   # (N, C*KH*KW, H_out*W_out) = (1, 8, 4)
+""")
 
+nb.code("""
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), layout="constrained", width_ratios=[1, 1, 1.5])
 for c in range(2):
     show_grid(axes[c], x_ex[0, c], window=(0, 1, 2, 2))
@@ -682,8 +686,6 @@ with `cols` gives all 4 outputs at once: 1 − 5 + 11 + 13 = **20**, 2 − 6 + 1
 """)
 
 nb.code("""
-w_ex = np.array([[[[1, 0], [0, -1]],
-                  [[0, 1], [1, 0]]]], dtype=float)      # (F, C, KH, KW) = (1, 2, 2, 2)
 w_row = w_ex.reshape(1, -1)                             # (F, C*KH*KW) = (1, 8)
 print("w_row:", w_row)
 print("w_row @ cols:", w_row @ cols_ex[0])

@@ -9,6 +9,7 @@ fails when a script and its notebook drift apart, so edit the script, not the .i
     nb.md("# 03 · The convolution layer ...")
     nb.setup("import numpy as np\\nfrom cnnlib import grading")   # read-only, restored when grading
     nb.code("x = np.ones(3)")                       # a normal cell (demo, worked example)
+    nb.data("rgb_example", "x_demo = ...")          # read-only example arrays that tests may use
     nb.exercise(1, "naive conv forward", points=4,
                 text="Write `conv_forward_naive(x, w, b, stride, padding)` ...",
                 solution="def conv_forward_naive(...):\\n    ### BEGIN SOLUTION\\n    ...\\n    ### END SOLUTION",
@@ -68,6 +69,16 @@ class Notebook:
     def setup(self, source: str) -> None:
         """The read-only import cell; nbgrader restores it from the gradebook when grading."""
         self._add(nbformat.v4.new_code_cell(_dedent(source)), f"{self.prefix}_setup", locked=True)
+
+    def data(self, name: str, source: str) -> None:
+        """A read-only cell holding a worked example's arrays, which test cells may use.
+
+        Like the setup cell it is locked and restored from the gradebook when grading, so a test
+        can check the seed's example without repeating its numbers.
+        """
+        if not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ValueError(f"data cell name must be lower_snake_case, got {name!r}")
+        self._add(nbformat.v4.new_code_cell(_dedent(source)), f"{self.prefix}_data_{name}", locked=True)
 
     def exercise(self, n: int, title: str, *, points: int, text: str, solution: str, tests: str) -> None:
         """Heading + statement (markdown), solution cell, test cell worth ``points``."""
