@@ -38,7 +38,7 @@ import re
 import signal
 import traceback
 from time import monotonic
-from typing import Any, Iterable
+from typing import Iterable
 
 import nbformat
 from nbclient.exceptions import CellControlSignal, CellTimeoutError, DeadKernelError
@@ -48,17 +48,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import (
-    CheckCellMetadata,
     ClearHiddenTests,
-    ClearOutput,
     DeduplicateIds,
     Execute,
     NbGraderPreprocessor,
-    OverwriteCells,
-    OverwriteKernelspec,
     SaveAutoGrades,
 )
-from traitlets import Bool, Float, Integer, List, Unicode, default
+from traitlets import Bool, Integer, List, Unicode, default
 
 from cnnlib.sandbox_kernel import DEFAULT_UID_RANGE, Sandbox, SandboxKernelManager, ensure_private
 
@@ -805,7 +801,6 @@ def harden(c) -> None:
     missing-notebook hook, and makes sure the feedback has no hidden tests. Settings already in
     ``c`` (timeouts, limits, other preprocessors) are kept. Idempotent.
     """
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.converters.autograde import Autograde
     from nbgrader.preprocessors import ClearHiddenTests
 
@@ -828,7 +823,9 @@ def harden(c) -> None:
 
     auto.exporter_class = TolerantNotebookExporter
     previous = auto.get("pre_convert_hook", None)
-    if previous is not None and previous is not add_missing_notebooks:
+    if getattr(previous, "_cnnlib_hook", False):
+        pass  # hardened already, around an instructor's own hook
+    elif previous is not None and previous is not add_missing_notebooks:
         def hook(**kwargs):
             add_missing_notebooks(**kwargs)
             prev = previous
@@ -839,6 +836,7 @@ def harden(c) -> None:
                 prev = getattr(importlib.import_module(module), name)
             prev(**kwargs)
 
+        hook._cnnlib_hook = True
         auto.pre_convert_hook = hook
     else:
         auto.pre_convert_hook = add_missing_notebooks
@@ -852,4 +850,3 @@ def harden(c) -> None:
         from nbgrader.preprocessors import GetGrades
 
         c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests]
-    _ = ClearMetadataPreprocessor  # (kept in nbgrader's list; disabled unless configured)
