@@ -26,15 +26,27 @@ positionally, so a learner may rename parameters). For each case, :func:`check_f
    hint when the learner's answer equals a known-wrong variant (a :class:`Mistake`: forgot the
    stride, flipped the kernel, padded the channel axis, ...), or when the function returned None,
    changed its input in place, or returned integers where floats were expected;
-4. reports an exception raised by the learner's function with the case, the exception's last line
-   and (chained) its traceback; an unfinished exercise (``NotImplementedError``) gets a one-line
-   "not implemented yet".
+4. reports an exception raised by the learner's function with the case, the exception's last line,
+   the learner's line that raised, a hint (an :class:`ErrorHint` of the exercise, such as
+   "did you pad the channel axis?" for a broadcasting error in a convolution, else one of
+   :data:`COMMON_ERROR_HINTS`) and (chained) its traceback; an unfinished exercise
+   (``NotImplementedError``) gets a one-line "not implemented yet".
 
 Hidden tests draw many cases from a seeded generator (:func:`conv_cases`, :func:`pool_cases`,
 :func:`pad_cases`, :func:`image_cases`, :func:`size_cases`, :func:`linear_cases`,
 :func:`array_cases`, or :func:`random_cases` with your own ``make_case(rng)``), so hard-coding the
 visible answers scores nothing. Backward passes are also checked against numerical gradients with
-:func:`check_gradients`.
+:func:`check_gradients`; :func:`with_dout` puts a random upstream gradient in front of forward-pass
+cases, and :func:`backward_reference` chains cnnlib's forward and backward into a reference.
+
+Exercises stay independent: when an exercise calls the learner's function from an earlier one (say
+``conv_forward_im2col`` calls ``im2col``), the test cell swaps in a correct version for the check::
+
+    with grading.substitute(globals(), im2col=grading.reference_stand_in(im2col_reference)):
+        grading.check_function(conv_forward_im2col, F.conv2d, cases, mistakes=conv_mistakes)
+
+The stand-in may run cnnlib's reference although the guard is on; the learner's own code is still
+refused it.
 
 In Jupyter a :class:`GradingFailure` shows as its message alone, preceded by the learner's own
 traceback when their code raised (``_render_traceback_``): no grader internals, and no lines of the
@@ -44,17 +56,24 @@ Adding a check for a new exercise (notebooks 03-08): pick the reference (a cnnli
 small wrapper that adapts its layout), write three to six visible cases that tell a story (the
 worked example, an edge case, a non-square one), choose a generator for the hidden cases (or
 ``random_cases`` with your own ``make_case``), and list the exercise's known mistakes (the
-``*_mistakes`` helpers, or ``Mistake(hint, with_args(reference, stride=1))`` for your own).
+``*_mistakes`` helpers, or ``Mistake(hint, with_args(reference, stride=1))`` for your own;
+``ErrorHint(ValueError, "could not be broadcast", hint)`` when a mistake makes numpy raise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import inspect
 import math
 import numbers
+import os
+import re
+import sysconfig
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
@@ -63,15 +82,24 @@ from cnnlib import _guard
 __all__ = [
     "GradingFailure",
     "Mistake",
+    "ErrorHint",
+    "COMMON_ERROR_HINTS",
     "check_function",
     "check_value",
     "check_gradients",
+    "substitute",
+    "reference_stand_in",
     "with_args",
+    "known_answer",
+    "without_cache",
+    "backward_reference",
+    "conv2d_hw",
     "conv_mistakes",
     "pool_mistakes",
     "pad_mistakes",
     "output_size_mistakes",
     "random_cases",
+    "with_dout",
     "conv_cases",
     "pool_cases",
     "pad_cases",
@@ -133,6 +161,68 @@ class Mistake:
         return self.hint(case) if callable(self.hint) else self.hint
 
 
+@dataclass(frozen=True)
+class ErrorHint:
+    """A hint for an exception the learner's function raises (a mistake that makes numpy fail).
+
+    Put it in a check's ``mistakes`` list next to the :class:`Mistake` entries; the first that
+    matches the exception gives the hint, else one of :data:`COMMON_ERROR_HINTS` does.
+
+    Args:
+        error: the exception type (or a tuple of types) it is about.
+        match: a regular expression searched in the exception's message (``None``: any message).
+        hint: the hint text, or ``hint(case, exc) -> str | None`` to put the case's numbers in it
+            (``None`` when the hint does not apply after all).
+
+    Example:
+        >>> h = ErrorHint(ValueError, r"could not be broadcast", "check the shapes you multiply")
+        >>> h.text({}, ValueError("operands could not be broadcast together"))
+        'check the shapes you multiply'
+    """
+
+    error: type[BaseException] | tuple[type[BaseException], ...]
+    match: str | None
+    hint: str | Callable[[Case, BaseException], str | None]
+
+    def text(self, case: Case, exc: BaseException) -> str | None:
+        """The hint for ``exc`` raised on ``case``, or None when this entry does not apply."""
+        if not isinstance(exc, self.error):
+            return None
+        if self.match is not None and not re.search(self.match, str(exc)):
+            return None
+        try:
+            return self.hint(case, exc) if callable(self.hint) else self.hint
+        except Exception:  # a hint that cannot read this case does not apply
+            return None
+
+
+#: Hints for the numpy errors learners meet most; used after an exercise's own :class:`ErrorHint`s.
+COMMON_ERROR_HINTS: list[ErrorHint] = [
+    ErrorHint(ValueError, r"operands could not be broadcast together",
+              "two arrays you combine on that line have shapes that do not fit (both are in the "
+              "error): print their shapes; is a slice cut short, or taken over the wrong axes?"),
+    ErrorHint(ValueError, r"could not broadcast input array from shape",
+              "what you assign does not fit the slice it goes into (both shapes are in the error): "
+              "check the slice's bounds, and reduce what you assign to the slice's shape."),
+    ErrorHint(ValueError, r"setting an array element with a sequence",
+              "you put an array where ONE number goes: out[...] at one position holds one number; "
+              "did you forget to sum (np.sum(...)) or to reduce the window?"),
+    ErrorHint(ValueError, r"cannot reshape array of size",
+              "a reshape keeps the number of values: the product of the new shape must equal the "
+              "array's size."),
+    ErrorHint(ValueError, r"matmul: Input operand|not aligned",
+              "in A @ B the last axis of A must be as long as the second-to-last axis of B: print "
+              "both shapes."),
+    ErrorHint(IndexError, r"out of bounds",
+              "an index went past the end of an axis: do your loops run over the output size "
+              "(from the formula), and do your slices start where they should?"),
+    ErrorHint((TypeError, IndexError),
+              r"cannot be interpreted as an integer|slice indices must be integers|only integers|"
+              r"expected a sequence of integers",
+              "sizes and indices must be ints: compute them with // (not /), or wrap them in int(...)."),
+]
+
+
 # ----------------------------------------------------------------------------------------------
 # the checks
 
@@ -144,7 +234,7 @@ def check_function(
     *,
     name: str | None = None,
     outputs: str | Sequence[str | None] = "output",
-    mistakes: Sequence[Mistake] = (),
+    mistakes: Sequence[Mistake | ErrorHint] = (),
     rtol: float | None = None,
     atol: float | None = None,
     exact_dtype: bool = False,
@@ -161,7 +251,9 @@ def check_function(
         outputs: a label for the returned value, or one label per element when the function returns
             a tuple; ``None`` skips an element, e.g. ``("out", None)`` checks ``out`` of
             ``(out, cache)`` and ignores the cache, ``("dx", "dw", "db")`` checks all three.
-        mistakes: known wrong variants; the first whose answer equals the learner's gives the hint.
+        mistakes: known wrong variants (:class:`Mistake`): the first whose answer equals the
+            learner's gives the hint; and :class:`ErrorHint` entries for exceptions the learner's
+            function raises.
         rtol, atol: tolerances for float outputs (default: tight for float64, looser for float32).
         exact_dtype: also require the reference's exact dtype (by default float32 vs float64 is
             accepted, integers where floats are expected are not).
@@ -178,14 +270,16 @@ def check_function(
     if not callable(fn):
         _fail(f"{name}: expected a function, got {type(fn).__name__} ({fn!r:.60})")
     cases = list(cases)
+    wrong_answers = [m for m in mistakes if isinstance(m, Mistake)]
+    error_hints = [m for m in mistakes if isinstance(m, ErrorHint)]
     for i, case in enumerate(cases, 1):
         header = f"{name}, case {i} of {len(cases)}: {describe_case(case)}"
         expected = reference(*copy.deepcopy(list(case.values())))
-        got = _call_learner(fn, case, name, header)
+        got = _call_learner(fn, case, name, header, error_hints=error_hints)
         problems = _check_result(got, expected, outputs, rtol, atol, exact_dtype)
         if problems:
-            problems += _hints(got, expected, case, outputs, mistakes, rtol, atol)
-            _fail(header + "".join("\n  " + p for p in problems))
+            problems += _hints(got, expected, case, outputs, wrong_answers, rtol, atol)
+            _fail(header + "".join("\n  " + p for p in problems + _stand_in_note(name)))
     if not quiet:
         print(f"✔ {name}: {_cases_pass(len(cases))}")
 
@@ -224,6 +318,7 @@ def check_gradients(
     cases: Iterable[Case],
     *,
     wrt: Sequence[str],
+    by_shape: Sequence[str] = (),
     name: str | None = None,
     seed: int = 0,
     eps: float = 1e-5,
@@ -237,7 +332,12 @@ def check_gradients(
     random upstream gradient ``dout`` of ``out``'s shape is drawn, and the learner's
     ``backward(dout, *case)`` must return the gradients of ``sum(out * dout)`` with respect to the
     arguments named in ``wrt``, in that order (one array when ``wrt`` has one name). Use float64
-    cases; ``forward`` is normally cnnlib's reference, so a learner's backward is checked on its own.
+    cases without ties; ``forward`` is normally cnnlib's reference, so a learner's backward is
+    checked on its own.
+
+    ``by_shape`` names arguments the backward takes by their shape only: for
+    ``avg_pool_backward(dout, x_shape, kernel_size, stride)``, ``by_shape=["x"]`` passes
+    ``x.shape`` where the forward takes ``x`` (messages call it ``x_shape``).
 
     Example:
         >>> def relu_backward(dout, x):
@@ -252,18 +352,19 @@ def check_gradients(
     cases = list(cases)
     labels = tuple("d" + w for w in wrt)
     for i, case in enumerate(cases, 1):
-        header = f"{name}, case {i} of {len(cases)}: {describe_case(case)}"
+        backward_case = _shapes_of(case, by_shape)
+        header = f"{name}, case {i} of {len(cases)}: {describe_case(backward_case)}"
         out = _first(forward(*copy.deepcopy(list(case.values()))))
         dout = rng.standard_normal(np.shape(out))
         numeric = tuple(_numerical_gradient(forward, case, w, dout, eps) for w in wrt)
-        got = _call_learner(backward, case, name, header, leading=(dout,))
+        got = _call_learner(backward, backward_case, name, header, leading=(dout,))
         expected = numeric if len(wrt) > 1 else numeric[0]
         outs = labels if len(wrt) > 1 else labels[0]
         problems = _check_result(got, expected, outs, rtol, atol, False)
         if problems:
             _fail(
                 header
-                + "".join("\n  " + p for p in problems)
+                + "".join("\n  " + p for p in problems + _stand_in_note(name))
                 + "\n  (expected values are numerical gradients: (f(v + eps) - f(v - eps)) / (2 eps)"
                 " of sum(out * dout))"
             )
@@ -272,13 +373,227 @@ def check_gradients(
 
 
 # ----------------------------------------------------------------------------------------------
-# known mistakes
+# exercises that call an earlier exercise
+
+_substituted: list[str] = []  # names replaced by `substitute` right now (for the failure note)
+
+
+class _StandIn:
+    """A correct version of an earlier exercise (see :func:`reference_stand_in`)."""
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+        self._lift = _guard.allowed()  # made here, in the test cell: the learner's code cannot
+        self._armed = 0  # > 0 while installed by `substitute`
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        if not self._armed:
+            return self._fn(*args, **kwargs)
+        with self._lift:
+            return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<correct stand-in for {getattr(self._fn, '__name__', 'a function')}>"
+
+
+def reference_stand_in(fn: Callable) -> Callable:
+    """A correct stand-in that may run cnnlib's reference while a learner's function is checked.
+
+    ``fn`` is cnnlib's function, or the test cell's own reference built on cnnlib. Installed with
+    :func:`substitute`, the stand-in lifts the guard for its own call only: the learner's function
+    may call the stand-in, but a direct call of cnnlib's reference from the learner's code is
+    still refused. Make it in the test cell: made while a check runs it raises
+    :class:`~cnnlib._guard.ReferenceBlockedError`.
+
+    Example:
+        >>> from cnnlib import shapes
+        >>> stand_in = reference_stand_in(shapes.conv2d_params)
+        >>> stand_in(3, 16, 2)
+        208
+    """
+    return _StandIn(fn)
+
+
+@contextlib.contextmanager
+def substitute(namespace: MutableMapping[str, Any] | Callable, /, **stand_ins: Any) -> Iterator[None]:
+    """Replace functions of the learner's namespace for the checks inside the ``with`` block.
+
+    An exercise that calls the learner's function from an earlier exercise (``model_params``
+    calling ``conv_params``, ``conv_forward_im2col`` calling ``im2col``) is checked with a correct
+    version of that function, so a mistake costs points only once. The learner's functions (or
+    the absence of one) are restored afterwards, also when a check fails. A failure message says
+    which functions were replaced.
+
+    Args:
+        namespace: where the learner's functions live: ``globals()`` in a test cell, or the
+            learner's function itself (its module's globals are used).
+        stand_ins: ``name=function``; use :func:`reference_stand_in` for one that runs cnnlib's
+            reference, or any function written by hand.
+
+    Example:
+        >>> from cnnlib import shapes
+        >>> def conv_params(c_in, c_out, k):
+        ...     return -1  # a learner's wrong answer
+        >>> def model_params(c_in, filters, k, n_classes):
+        ...     return [conv_params(c_in, filters[0], k)]
+        >>> with substitute(globals(), conv_params=reference_stand_in(shapes.conv2d_params)):
+        ...     model_params(3, [16], 2, 10)
+        [208]
+        >>> model_params(3, [16], 2, 10)
+        [-1]
+    """
+    if _guard.is_blocked():
+        raise _guard.ReferenceBlockedError(
+            f"{_guard.current()}: your code called grading.substitute, which only a test cell may "
+            "use; write this exercise with numpy."
+        )
+    if isinstance(namespace, MutableMapping):
+        ns = namespace
+    elif callable(namespace) and isinstance(getattr(namespace, "__globals__", None), dict):
+        ns = namespace.__globals__
+    else:
+        raise TypeError(f"substitute: expected globals() or a function, got {type(namespace).__name__}")
+    missing = object()
+    saved = {name: ns.get(name, missing) for name in stand_ins}
+    armed = [f for f in stand_ins.values() if isinstance(f, _StandIn)]
+    for f in armed:
+        f._armed += 1
+    ns.update(stand_ins)
+    _substituted.extend(stand_ins)
+    try:
+        yield
+    finally:
+        del _substituted[len(_substituted) - len(stand_ins):]
+        for f in armed:
+            f._armed -= 1
+        for name, old in saved.items():
+            if old is missing:
+                ns.pop(name, None)
+            else:
+                ns[name] = old
+
+
+def _stand_in_note(name: str) -> list[str]:
+    """The note of a failure message while :func:`substitute` has replaced earlier exercises."""
+    names = [n for n in dict.fromkeys(_substituted) if n != name]
+    if not names:
+        return []
+    listed = ", ".join(f"`{n}`" for n in names)
+    return [f"note: for this check your {listed} {'was' if len(names) == 1 else 'were'} replaced by a "
+            f"correct version, so the problem is in {name} itself."]
+
+
+# ----------------------------------------------------------------------------------------------
+# references and known mistakes
+
+
+def without_cache(forward: Callable) -> Callable:
+    """A reference returning only ``out`` of a forward pass that returns ``(out, cache)``.
+
+    Example:
+        >>> from cnnlib import functional as F
+        >>> reference = without_cache(F.max_pool2d_forward)
+        >>> reference(np.arange(16.0).reshape(1, 1, 4, 4), 2, 2).shape
+        (1, 1, 2, 2)
+    """
+
+    def out_only(*args: Any, **kwargs: Any) -> Any:
+        return _first(forward(*args, **kwargs))
+
+    out_only.__name__ = getattr(forward, "__name__", "forward")
+    out_only.__doc__ = f"{out_only.__name__} without its cache: out only."
+    return out_only
+
+
+def backward_reference(forward: Callable, backward: Callable, *, by_shape: Sequence[str] = ()) -> Callable:
+    """``reference(dout, *forward_args)``: cnnlib's backward pass, after a forward pass for the cache.
+
+    The reference of a backward exercise whose function takes ``(dout, x, ...)`` (the forward's
+    arguments) instead of a cache. ``by_shape`` names forward arguments that the exercise takes by
+    their shape (``x_shape``): the forward then runs on zeros of that shape, which is right for
+    backward passes that do not depend on the values (mean pooling, flatten).
+
+    Example:
+        >>> from cnnlib import functional as F
+        >>> reference = backward_reference(F.avg_pool2d_forward, F.avg_pool2d_backward, by_shape=["x"])
+        >>> reference(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2, 2)[0, 0]
+        array([[0.25, 0.25],
+               [0.25, 0.25]])
+    """
+    names = list(inspect.signature(forward).parameters)
+    missing = [n for n in by_shape if n not in names]
+    if missing:
+        raise ValueError(f"backward_reference: {forward.__name__} has no argument {missing[0]!r}")
+    shaped = {names.index(n) for n in by_shape}
+
+    def reference(dout: Any, *args: Any) -> Any:
+        args = tuple(np.zeros(a) if i in shaped else a for i, a in enumerate(args))
+        _, cache = forward(*args)
+        return backward(dout, cache)
+
+    reference.__name__ = getattr(backward, "__name__", "backward")
+    return reference
+
+
+def conv2d_hw(image: np.ndarray, kernel: np.ndarray, stride: Any = 1, padding: Any = 0) -> np.ndarray:
+    """cnnlib's convolution (cross-correlation) of ONE 2-D image with ONE 2-D kernel.
+
+    The reference of single-channel exercises (notebooks 01 and 02): ``image`` (H, W) and
+    ``kernel`` (KH, KW) go through :func:`cnnlib.functional.conv2d` as a batch of one; integer
+    images are converted to float64. Returns ``(H_out, W_out)``.
+
+    Example:
+        >>> conv2d_hw(np.arange(16).reshape(4, 4), np.ones((3, 3)), stride=1, padding=0)
+        array([[45., 54.],
+               [81., 90.]])
+    """
+    from cnnlib import functional as F
+
+    image, kernel = np.asarray(image), np.asarray(kernel)
+    if image.dtype.kind in "biu":
+        image = image.astype(np.float64)
+    if kernel.dtype.kind in "biu":
+        kernel = kernel.astype(np.float64)
+    return F.conv2d(image[None, None], kernel[None, None], None, stride, padding)[0, 0]
+
+
+def known_answer(answer: Any, **where: Any) -> Callable[[Case], Any]:
+    """A ``wrong(case)`` for one hand-picked case: ``answer`` on the case whose arguments equal
+    ``where``; on any other case the mistake does not apply.
+
+    For a wrong answer that is easy to write down and hard to compute in general, e.g. what an
+    overwrite (``=`` instead of ``+=``) gives on the worked example of overlapping windows.
+
+    Example:
+        >>> wrong = known_answer(np.array([4.0]), x_shape=(1, 1, 3, 3), stride=1)
+        >>> wrong({"dout": np.ones(4), "x_shape": (1, 1, 3, 3), "stride": 1})
+        array([4.])
+    """
+
+    def wrong(case: Case) -> Any:
+        for key, value in where.items():
+            if key not in case or not _same(case[key], value):
+                raise KeyError(key)  # another case: does not apply
+        return copy.deepcopy(answer)
+
+    return wrong
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+    except Exception:
+        return a == b
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def with_args(func: Callable, **changes: Any) -> Callable[[Case], Any]:
     """A ``wrong(case)`` that calls ``func`` with some arguments changed.
 
-    A value replaces the argument; a callable transforms it.
+    A value replaces the argument; a callable transforms it. With no changes, the wrong answer is
+    simply ``func``'s answer on the case (another operation's, e.g. mean instead of max pooling).
 
     Example:
         >>> forgot_padding = with_args(lambda n, p: n + 2 * p, p=0)
@@ -308,14 +623,16 @@ def conv_mistakes(
     b: str | None = "b",
     stride: str = "stride",
     padding: str = "padding",
-) -> list[Mistake]:
+) -> list[Mistake | ErrorHint]:
     """The usual mistakes of a convolution (cross-correlation) exercise.
 
     Works for 2-D ``(H, W)`` images with ``(KH, KW)`` kernels and for NCHW batches with
     ``(F, C, KH, KW)`` weights (the last two axes are spatial). Arguments absent from a case are
     skipped (e.g. no stride). Detected: forgot the padding, forgot the stride, flipped kernel (true
     convolution), window stepped by 1 while the output has the strided size, padding on one side
-    only, swapped height and width, forgot the bias.
+    only, swapped height and width, forgot the bias; and, when numpy raises, a window that does
+    not match the kernel: the channel (or batch) axis padded too, or a window cut short at the
+    border.
     """
 
     def formula(case: Case, what: str) -> str:
@@ -377,14 +694,45 @@ def conv_mistakes(
     if b is not None:
         mistakes.append(_needs(Mistake("did you forget to add the bias b[f] to every output of filter f?",
                                        no_bias), b))
+
+    def window_vs_kernel(case: Case, exc: BaseException) -> str:
+        xs, ws = np.shape(case[x]), np.shape(case[w])
+        ph, pw = _pair(case.get(padding, 0))
+        kernel = tuple(ws[1:]) if len(ws) == 4 else tuple(ws)  # what one window must match
+        shapes = _shapes_in(str(exc))
+        windows = [sh for sh in shapes if sh != kernel and len(sh) == len(kernel)]
+        pad_hw = (f"np.pad(x, ((0, 0), (0, 0), ({ph}, {ph}), ({pw}, {pw})))" if len(xs) == 4
+                  else f"np.pad(image, (({ph}, {ph}), ({pw}, {pw})))")
+        if len(kernel) == 3 and windows and windows[0][0] != kernel[0]:
+            return (f"a window has {windows[0][0]} channels but each filter has {kernel[0]} (w[f] is "
+                    f"{kernel}): did you pad the channel or batch axis? Pad only the height and the "
+                    f"width: {pad_hw}.")
+        if windows and all(a <= k for a, k in zip(windows[0][-2:], kernel[-2:])):
+            padded = f"Slice the PADDED input ({pad_hw}), and let" if ph or pw else "Let"
+            return (f"a window of shape {windows[0]} is smaller than the kernel {kernel}: it was cut "
+                    f"short at the border. {padded} the output positions run over range(H_out) and "
+                    f"range(W_out) only: " + formula(case, "padding").split(";")[0] + ".")
+        return (f"check the shapes of the slices you multiply: a window must have the kernel's shape "
+                f"{kernel}. Did you pad the channel or batch axis? Pad only the height and the width: "
+                f"{pad_hw}.")
+
+    mistakes.append(ErrorHint(ValueError, r"operands could not be broadcast together", window_vs_kernel))
     return mistakes
+
+
+def _shapes_in(message: str) -> list[tuple[int, ...]]:
+    """The array shapes in a numpy error message: '... with shapes (5,3,3) (3,3,3)' -> [(5, 3, 3), (3, 3, 3)]."""
+    return [tuple(int(v) for v in m.replace(" ", "").split(",") if v)
+            for m in re.findall(r"\(([\d,\s]+)\)", message)]
 
 
 def pool_mistakes(
     reference: Callable, *, x: str = "x", kernel_size: str = "kernel_size", stride: str = "stride"
-) -> list[Mistake]:
+) -> list[Mistake | ErrorHint]:
     """The usual mistakes of a pooling exercise: ignored the stride, assumed non-overlapping
-    windows (stride = kernel size), swapped height and width."""
+    windows (stride = kernel size), window stepped by 1 while the output has the strided size,
+    swapped height and width; and, when numpy raises, a window not reduced to one number per image
+    and channel."""
 
     def formula(case: Case, what: str) -> str:
         (kh, _), n = _pair(case[kernel_size]), np.shape(case[x])[-2]
@@ -397,13 +745,31 @@ def pool_mistakes(
     def swapped(case: Case):
         return _on_out(reference(*copy.deepcopy(list(case.values()))), lambda o: np.swapaxes(o, -1, -2))
 
+    def unit_stride_cropped(case: Case):
+        right = _first(reference(*copy.deepcopy(list(case.values()))))
+        dense = with_args(reference, **{stride: 1})(case)
+        return _on_out(dense, lambda d: d[..., : right.shape[-2], : right.shape[-1]])
+
+    def not_reduced(case: Case, exc: BaseException) -> str | None:
+        found = re.search(r"from shape \(([\d,\s]*)\) into shape \(([\d,\s]*)\)", str(exc))
+        if not found or len([v for v in found.group(2).split(",") if v.strip()]) > 2:
+            return None  # not "a window assigned to the (N, C) outputs of one position"
+        N, C = np.shape(case[x])[:2]
+        return (f"each window must become ONE number per image and channel: reduce it over the "
+                f"height and the width (axes 2 and 3), e.g. window.max(axis=(2, 3)) has shape "
+                f"(N, C) = {(N, C)}; numpy could not fit ({found.group(1)}) into it.")
+
     return [
         _needs(Mistake(lambda c: formula(c, "did you move the window by 1 instead of by the stride?"),
                        with_args(reference, **{stride: 1})), stride),
         _needs(Mistake(lambda c: formula(c, "the windows may overlap: step by `stride`, not by the "
                                             "kernel size."),
                        with_args(reference, **{stride: None})), stride),
+        _needs(Mistake("the output has the right size, but window (i, j) starts at row i*stride and "
+                       "column j*stride: did you leave the stride out of the slice?",
+                       unit_stride_cropped), stride),
         Mistake("height and width look swapped: axis -2 is the height, axis -1 the width.", swapped),
+        ErrorHint(ValueError, r"could not broadcast input array from shape", not_reduced),
     ]
 
 
@@ -489,6 +855,38 @@ def random_cases(make_case: Callable[[np.random.Generator], dict], n: int, *, se
     return [make_case(rng) for _ in range(n)]
 
 
+def with_dout(cases: Iterable[Case], forward: Callable, *, seed: int, by_shape: Sequence[str] = ()) -> list[dict]:
+    """Backward-pass cases from forward-pass cases: a random upstream gradient ``dout`` of the shape
+    of ``forward(*case)``'s output (of ``out`` when it returns ``(out, cache)``) goes in front of
+    each case's arguments, for exercises ``backward(dout, x, ...)``.
+
+    ``by_shape`` names arguments the backward takes by their shape: ``"x"`` becomes
+    ``"x_shape": x.shape`` (in the same place), for ``avg_pool_backward(dout, x_shape, ...)``.
+
+    Example:
+        >>> from cnnlib import functional as F
+        >>> cases = with_dout(pool_cases(1, seed=0), F.max_pool2d_forward, seed=0)
+        >>> list(cases[0])
+        ['dout', 'x', 'kernel_size', 'stride']
+        >>> list(with_dout(pool_cases(1, seed=0), F.avg_pool2d_forward, seed=0, by_shape=["x"])[0])
+        ['dout', 'x_shape', 'kernel_size', 'stride']
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for case in cases:
+        result = _first(forward(*copy.deepcopy(list(case.values()))))
+        out.append({"dout": rng.standard_normal(np.shape(result)), **_shapes_of(case, by_shape)})
+    return out
+
+
+def _shapes_of(case: Case, names: Sequence[str]) -> dict:
+    """The case with each argument of ``names`` replaced by its shape, as ``NAME_shape``."""
+    missing = [n for n in names if n not in case]
+    if missing:
+        raise KeyError(f"by_shape: the case has no argument {missing[0]!r} (it has {', '.join(case)})")
+    return {(f"{k}_shape" if k in names else k): (tuple(np.shape(v)) if k in names else v) for k, v in case.items()}
+
+
 def conv_cases(
     n: int,
     *,
@@ -551,28 +949,39 @@ def conv_cases(
 
 
 def pool_cases(
-    n: int, *, seed: int, stride: bool = True, max_size: int = 9, dtype: Any = np.float64
+    n: int, *, seed: int, stride: bool = True, ties: bool = False, max_size: int = 9, dtype: Any = np.float64
 ) -> list[dict]:
     """Pooling cases ``{"x" (N, C, H, W), "kernel_size", "stride"}``: overlapping windows (stride <
     kernel), non-overlapping, gaps (stride > kernel), non-square inputs, N = 1, C = 1. Values are
     distinct, so the max of every window is unique (max-pool backward has one answer).
 
+    With ``ties=True`` the values are the integers 0, 1 and 2 instead and windows are at least
+    2 x 2, so many windows hold their maximum more than once (max-pool backward must route the
+    gradient to the first one). Not for numerical gradient checks: a tie has no derivative.
+
     Example:
         >>> c = pool_cases(1, seed=0)[0]
         >>> sorted(c), c["x"].ndim
         (['kernel_size', 'stride', 'x'], 4)
+        >>> np.unique(pool_cases(1, seed=0, ties=True)[0]["x"]).tolist()
+        [0.0, 1.0, 2.0]
     """
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(n):
         k = int(rng.integers(1, 4)) + (1 if i % 3 == 0 else 0)
+        if ties:
+            k = max(k, 2)
         s = [k, max(1, k - 1), k + 1, 1][i % 4] if stride else k
         N = 1 if i % 4 == 0 else int(rng.integers(1, 4))
         C = 1 if i % 4 == 1 else int(rng.integers(1, 4))
         h = int(rng.integers(k, max_size + 1))
         w = int(rng.integers(k, max_size + 1))
         size = N * C * h * w
-        x = (rng.permutation(size).reshape(N, C, h, w) / size + 0.01 * rng.standard_normal()).astype(dtype)
+        if ties:
+            x = rng.integers(0, 3, size=(N, C, h, w)).astype(dtype)
+        else:
+            x = (rng.permutation(size).reshape(N, C, h, w) / size + 0.01 * rng.standard_normal()).astype(dtype)
         case: dict[str, Any] = {"x": x, "kernel_size": k}
         if stride:
             case["stride"] = s
@@ -728,9 +1137,12 @@ def _fail(message: str) -> None:
     raise GradingFailure(message)
 
 
-def _call_learner(fn: Callable, case: Case, name: str, header: str, leading: tuple = ()) -> Any:
+def _call_learner(
+    fn: Callable, case: Case, name: str, header: str, leading: tuple = (), error_hints: Sequence[ErrorHint] = ()
+) -> Any:
     """Call the learner's function with the reference blocked; turn its errors into messages."""
     __tracebackhide__ = True
+    note = "".join("\n  " + n for n in _stand_in_note(name))
     args = list(case.values())
     before = copy.deepcopy(args)
     try:
@@ -746,9 +1158,12 @@ def _call_learner(fn: Callable, case: Case, name: str, header: str, leading: tup
     except Exception as exc:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         where = _learner_frames(exc)
+        hint = next((t for h in [*error_hints, *COMMON_ERROR_HINTS] if (t := h.text(case, exc))), None)
         raise GradingFailure(
             f"{header}\n  your function raised {last}"
             + (f"\n  where: {where}" if where else "")
+            + (f"\n  hint: {hint}" if hint else "")
+            + note
             + "\n  (your traceback is shown above this message)"
         ) from exc
     for key, old, new in zip(case.keys(), before, args):
@@ -757,14 +1172,29 @@ def _call_learner(fn: Callable, case: Case, name: str, header: str, leading: tup
             raise GradingFailure(
                 f"{header}\n  your function changed its input `{key}` in place ({changed}); "
                 f"hint: leave the inputs alone and write to a new array (np.zeros(...), np.pad(...), "
-                f"x.copy())"
+                f"x.copy())" + note
             )
     return got
 
 
+_LIBRARY_DIRS = tuple(
+    os.path.join(os.path.realpath(d), "")
+    for d in {os.path.dirname(os.path.abspath(__file__)), os.path.dirname(np.__file__),
+              *(sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
+    if d
+)
+
+
+def _is_library(filename: str) -> bool:
+    """Code of cnnlib, numpy, or the standard library: not the learner's."""
+    return os.path.realpath(filename).startswith(_LIBRARY_DIRS)
+
+
 def _learner_frames(exc: BaseException) -> str:
-    """'line 7 in pad2d: out[...] = x' for the innermost frame of the learner's code."""
+    """'line 7 in pad2d: out[...] = x' for the innermost frame of the learner's code (not of numpy's,
+    nor of a stand-in that the learner's code called)."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    frames = [f for f in frames if not _is_library(f.filename)] or frames
     if not frames:
         return ""
     f = frames[-1]

@@ -231,19 +231,10 @@ def max_pool_forward(x, kernel_size, stride):
     ### END SOLUTION
     return out
 ''', tests='''
-def reference(x, kernel_size, stride):
-    return F.max_pool2d_forward(x, kernel_size, stride)[0]
-
-def window_not_strided(c):
-    """Right output size, but the window slid by 1 pixel instead of by `stride`."""
-    right = reference(c["x"], c["kernel_size"], c["stride"])
-    return reference(c["x"], c["kernel_size"], 1)[:, :, :right.shape[2], :right.shape[3]]
-
+reference = grading.without_cache(F.max_pool2d_forward)
 max_mistakes = grading.pool_mistakes(reference) + [
-    grading.Mistake("the output has the right size, but window (i, j) starts at row i*stride and column "
-                    "j*stride: did you leave the stride out of the slice?", window_not_strided),
     grading.Mistake("your output is the MEAN of each window: max pooling keeps the largest value.",
-                    lambda c: F.avg_pool2d_forward(c["x"], c["kernel_size"], c["stride"])[0]),
+                    grading.with_args(grading.without_cache(F.avg_pool2d_forward))),
 ]
 rng = np.random.default_rng(4)
 grading.check_function(max_pool_forward, reference, [
@@ -280,22 +271,13 @@ def avg_pool_forward(x, kernel_size, stride):
     ### END SOLUTION
     return out
 ''', tests='''
-def reference(x, kernel_size, stride):
-    return F.avg_pool2d_forward(x, kernel_size, stride)[0]
-
-def window_not_strided(c):
-    """Right output size, but the window slid by 1 pixel instead of by `stride`."""
-    right = reference(c["x"], c["kernel_size"], c["stride"])
-    return reference(c["x"], c["kernel_size"], 1)[:, :, :right.shape[2], :right.shape[3]]
-
+reference = grading.without_cache(F.avg_pool2d_forward)
 avg_mistakes = grading.pool_mistakes(reference) + [
-    grading.Mistake("the output has the right size, but window (i, j) starts at row i*stride and column "
-                    "j*stride: did you leave the stride out of the slice?", window_not_strided),
     grading.Mistake(lambda c: f"your outputs are {c['kernel_size']}*{c['kernel_size']} times too large: the mean "
                               f"is the window's sum divided by the number of values (kernel_size**2).",
-                    lambda c: reference(c["x"], c["kernel_size"], c["stride"]) * c["kernel_size"] ** 2),
+                    lambda c: reference(*c.values()) * c["kernel_size"] ** 2),
     grading.Mistake("your output is the MAX of each window: mean pooling averages the window.",
-                    lambda c: F.max_pool2d_forward(c["x"], c["kernel_size"], c["stride"])[0]),
+                    grading.with_args(grading.without_cache(F.max_pool2d_forward))),
 ]
 rng = np.random.default_rng(5)
 grading.check_function(avg_pool_forward, reference, [
@@ -509,9 +491,7 @@ def global_avg_pool(x):
     return x.mean(axis=(2, 3))
     ### END SOLUTION
 ''', tests='''
-def reference(x):
-    return F.global_avg_pool2d_forward(x)[0]
-
+reference = grading.without_cache(F.global_avg_pool2d_forward)
 gap_mistakes = [
     grading.Mistake("return shape (N, C): average over axes 2 and 3 without keepdims.",
                     lambda c: c["x"].mean(axis=(2, 3), keepdims=True)),
@@ -714,40 +694,21 @@ def max_pool_backward(dout, x, kernel_size, stride):
             ### END SOLUTION
     return dx
 ''', tests='''
-def forward(x, kernel_size, stride):
-    return F.max_pool2d_forward(x, kernel_size, stride)[0]
-
-def reference(dout, x, kernel_size, stride):
-    return F.max_pool2d_backward(dout, F.max_pool2d_forward(x, kernel_size, stride)[1])
-
-def with_dout(cases, seed):
-    """Put a random upstream gradient `dout` in front of each (x, kernel_size, stride) case."""
-    rng = np.random.default_rng(seed)
-    return [{"dout": rng.standard_normal(forward(**c).shape), **c} for c in cases]
-
-def only_for(x_known, answer):
-    """A known wrong answer for one visible case (other cases: does not apply)."""
-    def wrong(c):
-        if not np.array_equal(c["x"], x_known):
-            raise KeyError("another case")
-        return np.array(answer, dtype=float)[None, None]
-    return wrong
-
+reference = grading.backward_reference(F.max_pool2d_forward, F.max_pool2d_backward)
 x_overlap = np.array([[[[1., 2., 0.], [3., 9., 4.], [0., 5., 1.]]]])
 x_tie = np.array([[[[3., 3.], [1., 0.]]]])
 backward_mistakes = [
     grading.Mistake("you spread each gradient over its window (mean pooling's backward): max pooling sends "
                     "all of it to ONE input, the position of the window's maximum.",
-                    lambda c: F.avg_pool2d_backward(c["dout"], F.avg_pool2d_forward(c["x"], c["kernel_size"],
-                                                                                   c["stride"])[1])),
+                    grading.with_args(grading.backward_reference(F.avg_pool2d_forward, F.avg_pool2d_backward))),
     grading.Mistake("these windows overlap, and all four pick the 9 in the middle: it must receive the SUM "
                     "1 + 2 + 3 + 4 = 10. Add to dx (+=) instead of overwriting it.",
-                    only_for(x_overlap, [[0, 0, 0], [0, 4, 0], [0, 0, 0]])),
+                    grading.known_answer(np.array([[[[0., 0., 0.], [0., 4., 0.], [0., 0., 0.]]]]), x=x_overlap)),
     grading.Mistake("in a tie only the FIRST maximum in row-major order gets the gradient "
                     "(window.argmax(...) finds it), not every position that equals the maximum.",
-                    only_for(x_tie, [[5, 5], [0, 0]])),
+                    grading.known_answer(np.array([[[[5., 5.], [0., 0.]]]]), x=x_tie)),
     grading.Mistake("in a tie the gradient is not shared: the FIRST maximum in row-major order gets all of it.",
-                    only_for(x_tie, [[2.5, 2.5], [0, 0]])),
+                    grading.known_answer(np.array([[[[2.5, 2.5], [0., 0.]]]]), x=x_tie)),
 ]
 grading.check_function(max_pool_backward, reference, [
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]),
@@ -755,21 +716,14 @@ grading.check_function(max_pool_backward, reference, [
      "kernel_size": 2, "stride": 2},                                              # the worked example
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]), "x": x_overlap, "kernel_size": 2, "stride": 1},
     {"dout": np.array([[[[5.]]]]), "x": x_tie, "kernel_size": 2, "stride": 2},
-] + with_dout(grading.pool_cases(4, seed=4), seed=4), mistakes=backward_mistakes)
-grading.check_gradients(max_pool_backward, forward, grading.pool_cases(4, seed=44), wrt=["x"])
+] + grading.with_dout(grading.pool_cases(4, seed=4), F.max_pool2d_forward, seed=4), mistakes=backward_mistakes)
+grading.check_gradients(max_pool_backward, F.max_pool2d_forward, grading.pool_cases(4, seed=44), wrt=["x"])
 ### BEGIN HIDDEN TESTS
-hidden_cases = with_dout(grading.pool_cases(20, seed=40401), seed=40401)
+hidden_cases = grading.with_dout(grading.pool_cases(20, seed=40401), F.max_pool2d_forward, seed=40401)
 grading.check_function(max_pool_backward, reference, hidden_cases, mistakes=backward_mistakes)
-grading.check_gradients(max_pool_backward, forward, grading.pool_cases(8, seed=40402), wrt=["x"], seed=40402)
-def tie_case(rng):
-    """Small integer values: many windows hold their maximum twice; the first one gets the gradient."""
-    k = int(rng.integers(2, 4))
-    s = int(rng.integers(1, k + 1))
-    N, C = (int(v) for v in rng.integers(1, 3, size=2))
-    H, W = (int(v) for v in rng.integers(k, 8, size=2))
-    return {"x": rng.integers(0, 3, size=(N, C, H, W)).astype(float), "kernel_size": k, "stride": s}
-
-tie_cases = with_dout(grading.random_cases(tie_case, 8, seed=40403), seed=40403)
+grading.check_gradients(max_pool_backward, F.max_pool2d_forward, grading.pool_cases(8, seed=40402), wrt=["x"],
+                        seed=40402)
+tie_cases = grading.with_dout(grading.pool_cases(8, seed=40403, ties=True), F.max_pool2d_forward, seed=40403)
 grading.check_function(max_pool_backward, reference, tie_cases, mistakes=backward_mistakes)
 ### END HIDDEN TESTS
 ''')
@@ -795,46 +749,33 @@ def avg_pool_backward(dout, x_shape, kernel_size, stride):
     ### END SOLUTION
     return dx
 ''', tests='''
-def forward(x, kernel_size, stride):
-    return F.avg_pool2d_forward(x, kernel_size, stride)[0]
-
-def reference(dout, x_shape, kernel_size, stride):
-    return F.avg_pool2d_backward(dout, F.avg_pool2d_forward(np.zeros(x_shape), kernel_size, stride)[1])
-
-def shape_cases(cases, seed):
-    """(x, kernel_size, stride) cases -> (dout, x_shape, kernel_size, stride) with a random dout."""
-    rng = np.random.default_rng(seed)
-    return [{"dout": rng.standard_normal(forward(**c).shape), "x_shape": c["x"].shape,
-             "kernel_size": c["kernel_size"], "stride": c["stride"]} for c in cases]
-
-def avg_pool_backward_of_x(dout, x, kernel_size, stride):
-    return avg_pool_backward(dout, x.shape, kernel_size, stride)
-
-def overwritten(c):
-    """The answer with dx[window] = ... instead of += for the visible overlapping case."""
-    if c["x_shape"] != (1, 1, 3, 3) or c["stride"] != 1:
-        raise KeyError("another case")
-    return np.array([[[[0.25, 0.5, 0.5], [0.75, 1., 1.], [0.75, 1., 1.]]]])
-
+# avg_pool_backward takes x's shape, not x: the forward pass runs on zeros of that shape
+reference = grading.backward_reference(F.avg_pool2d_forward, F.avg_pool2d_backward, by_shape=["x"])
 avg_back_mistakes = [
     grading.Mistake(lambda c: f"your gradients are {c['kernel_size']}*{c['kernel_size']} times too large: each "
                               f"position gets dout / (kernel_size * kernel_size), because out is the window's sum "
                               f"divided by kernel_size**2.",
-                    lambda c: reference(**c) * c["kernel_size"] ** 2),
+                    lambda c: reference(*c.values()) * c["kernel_size"] ** 2),
     grading.Mistake("these windows overlap: the middle pixel is in all four and must get (1 + 2 + 3 + 4) / 4 = 2.5. "
-                    "Add to dx (+=) instead of overwriting it.", overwritten),
+                    "Add to dx (+=) instead of overwriting it.",
+                    grading.known_answer(np.array([[[[0.25, 0.5, 0.5], [0.75, 1., 1.], [0.75, 1., 1.]]]]),
+                                         x_shape=(1, 1, 3, 3), stride=1)),
+    grading.ErrorHint(ValueError, r"broadcast together with shapes \\(\\d+,\\d+,\\d+,\\d+\\) \\(\\d+,\\d+\\)",
+                      "dout[:, :, i, j] has shape (N, C): give it two more axes, dout[:, :, i, j, None, None], "
+                      "to spread it over the (N, C, k, k) window."),
 ]
 grading.check_function(avg_pool_backward, reference, [
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]), "x_shape": (1, 1, 4, 4), "kernel_size": 2, "stride": 2},
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]), "x_shape": (1, 1, 3, 3), "kernel_size": 2, "stride": 1},
-] + shape_cases(grading.pool_cases(4, seed=5), seed=5), mistakes=avg_back_mistakes)
-grading.check_gradients(avg_pool_backward_of_x, forward, grading.pool_cases(4, seed=55), wrt=["x"],
-                        name="avg_pool_backward")
+] + grading.with_dout(grading.pool_cases(4, seed=5), F.avg_pool2d_forward, seed=5, by_shape=["x"]),
+   mistakes=avg_back_mistakes)
+grading.check_gradients(avg_pool_backward, F.avg_pool2d_forward, grading.pool_cases(4, seed=55), wrt=["x"],
+                        by_shape=["x"])
 ### BEGIN HIDDEN TESTS
-hidden_cases = shape_cases(grading.pool_cases(20, seed=40501), seed=40501)
+hidden_cases = grading.with_dout(grading.pool_cases(20, seed=40501), F.avg_pool2d_forward, seed=40501, by_shape=["x"])
 grading.check_function(avg_pool_backward, reference, hidden_cases, mistakes=avg_back_mistakes)
-gradient_cases = grading.pool_cases(8, seed=40502)
-grading.check_gradients(avg_pool_backward_of_x, forward, gradient_cases, wrt=["x"], name="avg_pool_backward", seed=40502)
+grading.check_gradients(avg_pool_backward, F.avg_pool2d_forward, grading.pool_cases(8, seed=40502), wrt=["x"],
+                        by_shape=["x"], seed=40502)
 ### END HIDDEN TESTS
 ''')
 

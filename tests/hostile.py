@@ -150,6 +150,13 @@ def state_breaking_cells(ctx):
     return notebook(ctx, insert_cell(nb, setup + 1, "exit()"))
 
 
+def hidden_marker_pasted(ctx):
+    """A learner's cell quoting nbgrader's hidden-test marker with no end marker: left as it is,
+    ClearHiddenTests would refuse the notebook and stop feedback for the whole batch."""
+    nb = ctx.solved_except(ctx.first)
+    return notebook(ctx, insert_cell(nb, len(nb.cells), "# ### BEGIN HIDDEN TESTS  (what are these?)"))
+
+
 def moved_out_of_order(ctx):
     nb = ctx.solved_except()
     i = _index(nb, ctx.prefix(ctx.first) + "tests")
@@ -299,6 +306,7 @@ FAULTS = [
     Fault("test_deleted", delete_test, first, "was missing and has been put back"),
     Fault("test_duplicated", duplicate_test, first, "appears more than once"),
     Fault("moved_out_of_order", moved_out_of_order, first, "was moved before"),
+    Fault("hidden_marker_pasted", hidden_marker_pasted, first, "not implemented yet"),
     Fault("calls_reference", calls_reference, first, "your code called cnnlib's reference"),
     Fault("attack", attack, first, "flagged for review", expensive=True),
     Fault("invalid_json", invalid_json, every, "not a valid notebook file", kernel=False),

@@ -34,8 +34,7 @@ def conv_single(image, kernel, stride=1, padding=0):
     return conv_naive(image[None, None], kernel[None, None], np.zeros(1), stride, padding)[0, 0]
 
 
-def conv_single_ref(image, kernel, stride=1, padding=0):
-    return F.conv2d(image[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
+conv_single_ref = grading.conv2d_hw
 
 
 def pad_naive(x, padding):
@@ -325,7 +324,8 @@ def test_hard_coded_answers_fail_the_hidden_cases():
 
 @pytest.mark.parametrize("make", [
     lambda s: grading.conv_cases(8, seed=s), lambda s: grading.conv_cases(8, seed=s, layout="hw"),
-    lambda s: grading.pool_cases(8, seed=s), lambda s: grading.pad_cases(8, seed=s),
+    lambda s: grading.pool_cases(8, seed=s), lambda s: grading.pool_cases(8, seed=s, ties=True),
+    lambda s: grading.pad_cases(8, seed=s),
     lambda s: grading.image_cases(8, seed=s, rgb=True, kernel=True), lambda s: grading.size_cases(8, seed=s),
     lambda s: grading.linear_cases(8, seed=s), lambda s: grading.array_cases(8, seed=s),
 ])
@@ -441,3 +441,335 @@ def test_mistakes_work_for_forward_passes_returning_out_and_cache():
     message = failure(lambda x, w, b, s, p: flipped, F.conv2d_forward, [conv_case], outputs=("out", None),
                       mistakes=grading.conv_mistakes(F.conv2d_forward))
     assert "TRUE convolution" in message
+
+
+# ------------------------------------------------------------------------------------------------
+# hints for exceptions: a mistake that makes numpy raise still gets a teaching assistant's hint
+
+
+def conv_naive_padding_all_axes(x, w, b, stride=1, padding=0):
+    xp = np.pad(x, padding)  # pads N and C too: windows get C + 2*padding channels
+    N, _, H, W = x.shape
+    Fn, _, KH, KW = w.shape
+    out = np.zeros((N, Fn, (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1))
+    for n in range(N):
+        for f in range(Fn):
+            for i in range(out.shape[2]):
+                for j in range(out.shape[3]):
+                    window = xp[n, :, i * stride:i * stride + KH, j * stride:j * stride + KW]
+                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    return out
+
+
+def hint_of(message: str) -> str:
+    hints = [line.strip() for line in message.splitlines() if line.strip().startswith("hint:")]
+    assert len(hints) == 1, message
+    return hints[0]
+
+
+def test_padding_the_channel_axis_gets_a_hint_although_numpy_raised():
+    with pytest.raises(grading.GradingFailure) as info:
+        grading.check_function(conv_naive_padding_all_axes, F.conv2d, [STYLE_CASE], name="conv_forward_naive",
+                               mistakes=grading.conv_mistakes(F.conv2d), quiet=True)
+    message = str(info.value)
+    assert message.startswith("conv_forward_naive, case 1 of 1: x (2, 3, 7, 5), w (4, 3, 3, 3)")
+    assert "your function raised ValueError: operands could not be broadcast together" in message
+    assert "in conv_naive_padding_all_axes (out[n, f, i, j] = np.sum(window * w[f]) + b[f])" in message
+    assert hint_of(message) == (
+        "hint: a window has 5 channels but each filter has 3 (w[f] is (3, 3, 3)): did you pad the channel or "
+        "batch axis? Pad only the height and the width: np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).")
+    assert message.endswith("(your traceback is shown above this message)")
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_a_window_cut_short_at_the_border_gets_a_hint():
+    def too_many_windows(image, kernel):  # loops over every pixel instead of over H_out x W_out
+        kh, kw = kernel.shape
+        out = np.zeros(image.shape)
+        for i in range(image.shape[0]):
+            for j in range(image.shape[1]):
+                out[i, j] = np.sum(image[i:i + kh, j:j + kw] * kernel)
+        return out
+
+    case = {"image": np.ones((5, 6)), "kernel": np.ones((3, 3))}
+    message = failure(too_many_windows, grading.conv2d_hw, [case],
+                      mistakes=grading.conv_mistakes(grading.conv2d_hw, x="image", w="kernel", b=None))
+    assert "hint: a window of shape (3, 2) is smaller than the kernel (3, 3): it was cut short at the border. " \
+           "Let the output positions run over range(H_out) and range(W_out) only: " \
+           "H_out = (H + 2*padding - KH) // stride + 1 = (5 + 0 - 3) // 1 + 1 = 3." in message
+
+
+def test_exception_hints_of_the_exercise_come_first_then_the_common_ones():
+    def broken(x):
+        return np.ones(3) * np.ones(4)
+
+    case = [{"x": np.ones(2)}]
+    own = grading.ErrorHint(ValueError, r"could not be broadcast", lambda c, e: f"x has {len(c['x'])} values")
+    assert hint_of(failure(broken, lambda x: x, case, mistakes=[own])) == "hint: x has 2 values"
+    assert "print their shapes" in hint_of(failure(broken, lambda x: x, case))  # the common hint
+    does_not_apply = grading.ErrorHint(ValueError, None, lambda c, e: None)
+    other_error = grading.ErrorHint(KeyError, None, "not this one")
+    no_match = grading.ErrorHint(ValueError, r"^cannot reshape", "not this one either")
+    hint = hint_of(failure(broken, lambda x: x, case, mistakes=[does_not_apply, other_error, no_match]))
+    assert "print their shapes" in hint
+
+
+@pytest.mark.parametrize("body,words", [
+    ("out = np.zeros(2); out[0] = x; return out", "ONE number goes"),
+    ("return x.reshape(3, 5)", "keeps the number of values"),
+    ("return np.ones((2, 3)) @ np.ones((2, 3))", "A @ B"),
+    ("return x[7]", "loops run over the output size"),
+    ("return np.zeros(len(x) / 2)", "// (not /)"),
+    ("return x[len(x) / 2:]", "// (not /)"),
+    ("return [x[i] for i in range(len(x) / 2)]", "// (not /)"),
+])
+def test_common_numpy_errors_get_a_hint(body, words):
+    namespace = {"np": np}
+    exec(f"def learner(x):\n    {body}", namespace)
+    message = failure(namespace["learner"], lambda x: x, [{"x": np.arange(4.0)}])
+    assert words in hint_of(message), message
+
+
+def test_an_error_inside_numpy_points_at_the_learners_line():
+    def pad_three_axes(x, padding):
+        return np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
+
+    message = failure(pad_three_axes, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}])
+    assert "where: line" in message and "in pad_three_axes (return np.pad(x, ((0, 0)" in message
+
+
+def test_a_pool_window_not_reduced_to_one_number_gets_a_hint():
+    def max_over_rows_only(x, kernel_size, stride):
+        k, s = kernel_size, stride
+        out = np.zeros((x.shape[0], x.shape[1], (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1))
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                out[:, :, i, j] = x[:, :, i * s:i * s + k, j * s:j * s + k].max(axis=2)
+        return out
+
+    reference = grading.without_cache(F.max_pool2d_forward)
+    case = {"x": np.arange(2 * 3 * 4 * 4.0).reshape(2, 3, 4, 4), "kernel_size": 2, "stride": 2}
+    message = failure(max_over_rows_only, reference, [case], mistakes=grading.pool_mistakes(reference))
+    assert "hint: each window must become ONE number per image and channel" in message
+    assert "(N, C) = (2, 3); numpy could not fit (2,3,2) into it." in message
+
+
+def test_a_pool_window_stepped_by_one_gets_its_hint():
+    def not_strided(x, kernel_size, stride):
+        k, s = kernel_size, stride
+        out = np.zeros((x.shape[0], x.shape[1], (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1))
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                out[:, :, i, j] = x[:, :, i:i + k, j:j + k].max(axis=(2, 3))
+        return out
+
+    reference = grading.without_cache(F.max_pool2d_forward)
+    case = {"x": np.random.default_rng(0).permutation(49).reshape(1, 1, 7, 7) * 1.0, "kernel_size": 2, "stride": 3}
+    message = failure(not_strided, reference, [case], mistakes=grading.pool_mistakes(reference))
+    assert "1 of 1: x (1, 1, 7, 7), kernel_size=2, stride=3" in message
+    assert "did you leave the stride out of the slice?" in hint_of(message)
+
+
+# ------------------------------------------------------------------------------------------------
+# an exercise that calls an earlier exercise is checked with a correct version of it
+
+
+def model_params(c_in, filters, k, n_classes):  # calls the learner's conv_params (a global here)
+    counts = []
+    for c_out in filters:
+        counts.append(conv_params(c_in, c_out, k))  # noqa: F821 - the learner's, or a stand-in
+        c_in = c_out
+    return counts + [(c_in + 1) * n_classes]
+
+
+def model_reference(c_in, filters, k, n_classes):
+    depths = [c_in] + list(filters)
+    return [shapes.conv2d_params(d, f, k) for d, f in zip(depths, filters)] + [shapes.linear_params(filters[-1], n_classes)]
+
+
+MODEL_CASES = [{"c_in": 3, "filters": [16, 32, 64], "k": 2, "n_classes": 133}]
+
+
+def test_substitute_checks_a_later_exercise_with_a_correct_earlier_one(capsys):
+    globals()["conv_params"] = lambda c_in, c_out, k: 0  # the learner's wrong conv_params
+    try:
+        failure(model_params, model_reference, MODEL_CASES)
+        with grading.substitute(globals(), conv_params=grading.reference_stand_in(shapes.conv2d_params)):
+            grading.check_function(model_params, model_reference, MODEL_CASES)
+        assert "✔ model_params: 1 case passes" in capsys.readouterr().out
+        assert conv_params(1, 1, 1) == 0  # noqa: F821 - the learner's is back
+    finally:
+        del globals()["conv_params"]
+
+
+def test_substitute_restores_after_a_failure_and_removes_what_was_absent():
+    assert "conv_params" not in globals()
+    stand_in = grading.reference_stand_in(shapes.conv2d_params)
+    with pytest.raises(grading.GradingFailure) as info:
+        with grading.substitute(model_params, conv_params=stand_in):  # the function's globals
+            grading.check_function(model_params, lambda *a: [0], MODEL_CASES, quiet=True)
+    assert "conv_params" not in globals()
+    assert not _guard.is_blocked()
+    assert ("note: for this check your `conv_params` was replaced by a correct version, so the problem is in "
+            "model_params itself.") in str(info.value)
+    with pytest.raises(TypeError, match="expected globals"):
+        with grading.substitute(42, conv_params=stand_in):
+            pass
+
+
+def test_the_learners_own_code_is_still_refused_the_reference():
+    """The stand-in runs cnnlib while the guard is on; the learner's function calling the same cnnlib
+    function directly is refused, and so is every way of lifting the guard from inside the check."""
+    stand_in = grading.reference_stand_in(shapes.conv2d_params)
+
+    def calls_cnnlib(c_in, filters, k, n_classes):
+        return [shapes.conv2d_params(c_in, filters[0], k)]
+
+    def makes_a_stand_in(c_in, filters, k, n_classes):
+        return [grading.reference_stand_in(shapes.conv2d_params)(c_in, filters[0], k)]
+
+    def lifts_the_guard(c_in, filters, k, n_classes):
+        with _guard.allowed():
+            return [shapes.conv2d_params(c_in, filters[0], k)]
+
+    def substitutes(c_in, filters, k, n_classes):
+        with grading.substitute(globals(), conv_params=stand_in):
+            return [conv_params(c_in, filters[0], k)]  # noqa: F821
+
+    def unwraps_the_stand_in(c_in, filters, k, n_classes):
+        return [conv_params.__wrapped__(c_in, filters[0], k)]  # noqa: F821
+
+    with grading.substitute(globals(), conv_params=stand_in):
+        for cheat, words in [(calls_cnnlib, "your code called cnnlib's reference `cnnlib.shapes.conv2d_params`"),
+                             (makes_a_stand_in, "tried to switch cnnlib's reference back on"),
+                             (lifts_the_guard, "tried to switch cnnlib's reference back on"),
+                             (substitutes, "grading.substitute, which only a test cell may use"),
+                             (unwraps_the_stand_in, "your code called cnnlib's reference")]:
+            with pytest.raises(grading.GradingFailure) as info:
+                grading.check_function(cheat, lambda *a: [208], MODEL_CASES, name="model_params", quiet=True)
+            assert words in str(info.value), cheat.__name__
+            assert isinstance(info.value.__cause__, _guard.ReferenceBlockedError)
+
+
+def test_a_stand_in_not_installed_by_substitute_lifts_nothing():
+    kept = grading.reference_stand_in(shapes.conv2d_params)  # e.g. made in the learner's solution cell
+    assert kept(3, 16, 2) == 208  # outside a check it is an ordinary function
+
+    def uses_kept(c_in, filters, k, n_classes):
+        return [kept(c_in, filters[0], k)]
+
+    message = failure(uses_kept, lambda *a: [208], MODEL_CASES, name="model_params")
+    assert "your code called cnnlib's reference" in message
+
+
+def test_the_guard_nests():
+    lift = _guard.allowed()
+    with _guard.blocked("outer"):
+        with lift:
+            assert not _guard.is_blocked()
+            shapes.conv2d_params(1, 1, 1)
+            with _guard.blocked("inner"):  # a check inside a stand-in blocks again
+                assert _guard.current() == "inner"
+                with pytest.raises(_guard.ReferenceBlockedError, match="inner"):
+                    shapes.conv2d_params(1, 1, 1)
+            assert not _guard.is_blocked()
+        assert _guard.current() == "outer"
+        with pytest.raises(_guard.ReferenceBlockedError, match="outer"):
+            _guard.allowed()
+    assert _guard.current() is None
+
+
+# ------------------------------------------------------------------------------------------------
+# case adapters and small references for backward passes
+
+
+def test_with_dout_puts_a_seeded_upstream_gradient_first():
+    cases = grading.pool_cases(5, seed=3)
+    a = grading.with_dout(cases, F.max_pool2d_forward, seed=1)
+    b = grading.with_dout(cases, F.max_pool2d_forward, seed=1)
+    for case, new, again in zip(cases, a, b):
+        assert list(new) == ["dout", "x", "kernel_size", "stride"]
+        assert new["dout"].shape == F.max_pool2d_forward(*case.values())[0].shape
+        np.testing.assert_array_equal(new["dout"], again["dout"])
+        assert new["x"] is case["x"]
+    shaped = grading.with_dout(cases, F.avg_pool2d_forward, seed=1, by_shape=["x"])
+    assert list(shaped[0]) == ["dout", "x_shape", "kernel_size", "stride"]
+    assert shaped[0]["x_shape"] == cases[0]["x"].shape and isinstance(shaped[0]["x_shape"], tuple)
+    np.testing.assert_array_equal(shaped[0]["dout"], a[0]["dout"])
+    with pytest.raises(KeyError, match="no argument 'image'"):
+        grading.with_dout(cases, F.max_pool2d_forward, seed=1, by_shape=["image"])
+
+
+def test_pool_cases_with_ties_have_windows_with_repeated_maxima():
+    cases = grading.pool_cases(12, seed=4, ties=True)
+    tied = 0
+    for c in cases:
+        x, k, s = c["x"], c["kernel_size"], c["stride"]
+        assert k >= 2 and set(np.unique(x)) <= {0.0, 1.0, 2.0}
+        out = F.max_pool2d_forward(x, k, s)[0]
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                window = x[:, :, i * s:i * s + k, j * s:j * s + k]
+                tied += int(((window == out[:, :, i:i + 1, j:j + 1]).sum(axis=(2, 3)) > 1).sum())
+    assert tied > 20
+
+
+def avg_pool_backward_naive(dout, x_shape, kernel_size, stride):
+    k, s = kernel_size, stride
+    dx = np.zeros(x_shape)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            dx[:, :, i * s:i * s + k, j * s:j * s + k] += dout[:, :, i, j, None, None] / (k * k)
+    return dx
+
+
+def test_check_gradients_of_a_backward_that_takes_x_shape(capsys):
+    cases = grading.pool_cases(4, seed=7)
+    grading.check_gradients(avg_pool_backward_naive, F.avg_pool2d_forward, cases, wrt=["x"], by_shape=["x"])
+    assert "✔ avg_pool_backward_naive: gradients match numerical gradients (all 4 cases pass)" in capsys.readouterr().out
+
+    def twice(dout, x_shape, kernel_size, stride):
+        assert isinstance(x_shape, tuple)
+        return 2 * avg_pool_backward_naive(dout, x_shape, kernel_size, stride)
+
+    with pytest.raises(grading.GradingFailure) as info:
+        grading.check_gradients(twice, F.avg_pool2d_forward, cases, wrt=["x"], by_shape=["x"], quiet=True)
+    assert str(info.value).startswith(f"twice, case 1 of 4: x_shape={cases[0]['x'].shape}, kernel_size=")
+
+
+def test_backward_reference_and_check_function_with_x_shape(capsys):
+    reference = grading.backward_reference(F.avg_pool2d_forward, F.avg_pool2d_backward, by_shape=["x"])
+    cases = grading.with_dout(grading.pool_cases(6, seed=8), F.avg_pool2d_forward, seed=8, by_shape=["x"])
+    grading.check_function(avg_pool_backward_naive, reference, cases)
+    assert "all 6 cases pass" in capsys.readouterr().out
+    max_reference = grading.backward_reference(F.max_pool2d_forward, F.max_pool2d_backward)
+    case = {"dout": np.ones((1, 1, 1, 1)), "x": np.array([[[[3.0, 3.0], [1.0, 0.0]]]]), "kernel_size": 2, "stride": 2}
+    np.testing.assert_array_equal(max_reference(*case.values()), [[[[1.0, 0.0], [0.0, 0.0]]]])
+    with pytest.raises(ValueError, match="no argument 'x_shape'"):
+        grading.backward_reference(F.avg_pool2d_forward, F.avg_pool2d_backward, by_shape=["x_shape"])
+
+
+def test_known_answer_applies_to_its_case_only():
+    x_tie = np.array([[[[3.0, 3.0], [1.0, 0.0]]]])
+    mistake = grading.Mistake("the gradient is not shared in a tie",
+                              grading.known_answer(np.array([[[[0.5, 0.5], [0.0, 0.0]]]]), x=x_tie))
+    reference = grading.backward_reference(F.max_pool2d_forward, F.max_pool2d_backward)
+    shared = {"dout": np.ones((1, 1, 1, 1)), "x": x_tie, "kernel_size": 2, "stride": 2}
+    message = failure(lambda dout, x, k, s: np.array([[[[0.5, 0.5], [0.0, 0.0]]]]), reference, [shared],
+                      mistakes=[mistake])
+    assert "hint: the gradient is not shared in a tie" in message
+    other = dict(shared, x=np.array([[[[1.0, 3.0], [3.0, 0.0]]]]))
+    message = failure(lambda dout, x, k, s: np.array([[[[0.5, 0.5], [0.0, 0.0]]]]), reference, [other],
+                      mistakes=[mistake])
+    assert "hint:" not in message
+
+
+def test_without_cache_and_conv2d_hw():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4))
+    np.testing.assert_array_equal(grading.without_cache(F.max_pool2d_forward)(x, 2, 1), F.max_pool2d_forward(x, 2, 1)[0])
+    assert grading.without_cache(F.max_pool2d_forward).__name__ == "max_pool2d_forward"
+    image = (np.arange(30) * 8 % 256).astype(np.uint8).reshape(5, 6)
+    out = grading.conv2d_hw(image, np.full((3, 3), 1 / 9), 2, 1)
+    assert out.shape == (3, 3) and out.dtype == np.float64
+    np.testing.assert_allclose(out, F.conv2d(image[None, None].astype(float), np.full((1, 1, 3, 3), 1 / 9),
+                                             stride=2, padding=1)[0, 0])
