@@ -32,8 +32,12 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Root (containers, some course servers) needs --allow-root; LAB_ARGS adds more (e.g. --no-browser --port=8899).
+LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) notebooks
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 release: $(STAMP)
 	@for a in $(ASSIGNMENTS); do \
