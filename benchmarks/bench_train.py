@@ -98,7 +98,15 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="time one whole 938-batch epoch per library instead")
     parser.add_argument("--profile", action="store_true", help="cProfile cnnlib on --batches * 4 batches")
     parser.add_argument("--no-torch", action="store_true", help="time cnnlib only")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="limit numpy's BLAS to this many threads (threadpoolctl); default: leave as is")
     args = parser.parse_args(argv)
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        # Kept for the whole run. On a loaded 2-core machine OpenBLAS's second thread mostly waits
+        # for a core, and LeNet's small GEMMs get several times slower than with one thread.
+        _limits = threadpool_limits(args.blas_threads, user_api="blas")  # noqa: F841
 
     print("LeNet training epoch: 60,000 random 1x28x28 float32 images, batch 64, Adam(lr=1e-3)")
     print(f"numpy {np.__version__}; {threadpool_info()}")
@@ -148,7 +156,7 @@ def main(argv=None) -> int:
 
     rows = []
     for name, t in per_batch.items():
-        ratio = t / per_batch["torch"] if "torch" in per_batch else float("nan")
+        ratio = t / per_batch["torch"] if "torch" in per_batch else "n/a"
         rows.append((name, t * 1e3, t * EPOCH_BATCHES, ratio))
     print()
     print_table(rows, headers=["library", "ms / batch", "s / epoch", "ratio vs torch"])
