@@ -529,7 +529,9 @@ def plot_history(history, title="learning curves") -> Figure:
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        n_epochs = max(arr.size for _, arr in series)
+        ax.set_xlim(0.5, n_epochs + 0.5)  # whole epochs, even after a single one
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.suptitle(title)
