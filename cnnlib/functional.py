@@ -381,6 +381,8 @@ def pad2d(x, padding, value=0.0):
     if x.ndim < 2:
         raise ValueError(f"pad2d: x must have at least 2 axes (..., H, W), got shape {x.shape}")
     ph, pw = _pair(op, "padding", padding, 0)
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: value must be a real number, got {value!r} ({type(value).__name__})")
     H, W = x.shape[-2:]
     out = np.full(x.shape[:-2] + (H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
     out[..., ph : ph + H, pw : pw + W] = x

@@ -176,9 +176,9 @@ class Layer:
                 f"{self!r}: dout has shape {dout.shape} but the last forward's output has shape "
                 f"{self._out_shape}"
             )
-        cache = self._cache
-        self.clear_cache()  # one forward, one backward: the cache's memory is freed here
-        return self._backward(dout, cache)
+        dx = self._backward(dout, self._cache)
+        self.clear_cache()  # one forward, one backward (kept if dout was refused, so it can be retried)
+        return dx
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -275,6 +275,9 @@ class Layer:
                 x = np.asarray(x)
             else:
                 raise TypeError(f"{self!r}: x must be a numpy array, got {type(x).__name__}")
+        if x.dtype.kind not in "biuf":
+            # Casting below would drop imaginary parts silently or fail inside numpy.
+            raise TypeError(f"{self!r}: x must hold real numbers, got dtype {x.dtype} (x {x.shape})")
         if ndim is not None and x.ndim != ndim:
             hint = ""
             if ndim == 2 and x.ndim == 4:
@@ -629,6 +632,9 @@ class BatchNorm2d(Layer):
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
         self.num_features = _check_positive_int(num_features, "num_features", "BatchNorm2d")
+        for arg, value in (("momentum", momentum), ("eps", eps)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise TypeError(f"BatchNorm2d: {arg} must be a number, got {value!r}")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm2d: momentum must be in [0, 1], got {momentum}")
         if not eps > 0:

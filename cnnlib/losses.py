@@ -41,6 +41,8 @@ def softmax(logits):
     z = _array("softmax", "logits", logits)
     if z.ndim < 1:
         raise ValueError(f"softmax: logits must have a class axis, got a scalar")
+    if z.shape[-1] == 0:
+        raise ValueError(f"softmax: logits has no classes (logits {z.shape})")
     z = z.astype(_float_dtype(z), copy=False)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)

@@ -138,7 +138,7 @@ class Sequential:
 
     def append(self, layer: Layer) -> "Sequential":
         """Add a layer at the end (Keras' ``model.add``); returns the model."""
-        self.layers.append(_check_layers([layer])[0])
+        self.layers.append(_check_layers(self.layers + [layer])[-1])  # refuses a layer already in the model
         layer.train(self.training)
         self._name_layers()
         return self

@@ -290,6 +290,8 @@ def predict(model: Sequential, X, batch_size: int = 256) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim < 2 or len(X) == 0:
         raise ValueError(f"{func}: X must be a non-empty batch of examples (N, ...), got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{func}: X must hold real numbers, got dtype {X.dtype}")
     X = _as_model_dtype(X, model)
     was_training = model.training
     model.eval()
