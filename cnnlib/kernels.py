@@ -378,8 +378,10 @@ def filter_channels(image, kernel, mode="same", boundary="symm", fillvalue=0.0, 
     image as it is: ``out[i, j] = sum over u, v of image[i + u, j + v] * kernel[u, v]``.
     Convolution (``correlate=False``, ``scipy.signal.convolve2d``, the textbook definition)
     flips the kernel in both axes first: convolving with k equals correlating with
-    ``k[::-1, ::-1]``. For symmetric kernels (blur, sharpen, laplacian) they agree; for the
-    edge kernels the sign of the response flips.
+    ``k[::-1, ::-1]`` (exactly for "valid" and "full"; with ``mode="same"`` an even-sized
+    kernel has no centre pixel and scipy anchors the two operations one pixel apart, which is
+    one more reason CNNs use odd kernels). For symmetric kernels (blur, sharpen, laplacian)
+    they agree; for the edge kernels the sign of the response flips.
 
     The seed does the same with a loop over ``img.shape[-1]`` and ``signal.convolve2d(...,
     boundary='symm', mode='same')``, then casts back to uint8, which wraps negative values
