@@ -274,8 +274,10 @@ def check_function(
     error_hints = [m for m in mistakes if isinstance(m, ErrorHint)]
     for i, case in enumerate(cases, 1):
         header = f"{name}, case {i} of {len(cases)}: {describe_case(case)}"
-        expected = reference(*copy.deepcopy(list(case.values())))
+        pristine = copy.deepcopy(list(case.values()))
         got = _call_learner(fn, case, name, header, error_hints=error_hints)
+        # computed after the learner's call: their code cannot read (or edit) it in this frame
+        expected = reference(*pristine)
         problems = _check_result(got, expected, outputs, rtol, atol, exact_dtype)
         if problems:
             problems += _hints(got, expected, case, outputs, wrong_answers, rtol, atol)
@@ -356,8 +358,10 @@ def check_gradients(
         header = f"{name}, case {i} of {len(cases)}: {describe_case(backward_case)}"
         out = _first(forward(*copy.deepcopy(list(case.values()))))
         dout = rng.standard_normal(np.shape(out))
-        numeric = tuple(_numerical_gradient(forward, case, w, dout, eps) for w in wrt)
+        pristine = copy.deepcopy(dict(case))
         got = _call_learner(backward, backward_case, name, header, leading=(dout,))
+        # computed after the learner's call: their code cannot read it in this frame
+        numeric = tuple(_numerical_gradient(forward, pristine, w, dout, eps) for w in wrt)
         expected = numeric if len(wrt) > 1 else numeric[0]
         outs = labels if len(wrt) > 1 else labels[0]
         problems = _check_result(got, expected, outs, rtol, atol, False)
@@ -1270,13 +1274,15 @@ def _tolerances(expected: Any, rtol: float | None, atol: float | None) -> tuple[
 
 def _select(result: Any, outputs: str | Sequence[str | None]) -> tuple[list[str], list[Any], list[str]]:
     """Split a result into (labels, values) per ``outputs``; problems if its structure is wrong."""
+    if isinstance(result, np.ndarray):
+        result = _plain_array(result)
     if isinstance(outputs, str):
         return [outputs], [result], []
     if not isinstance(result, (tuple, list)) or len(result) != len(outputs):
         what = f"a tuple of {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
         names = ", ".join(o or "_" for o in outputs)
         return [], [], [f"expected a tuple of {len(outputs)} ({names}), got {what}"]
-    keep = [(o, r) for o, r in zip(outputs, result) if o is not None]
+    keep = [(o, _plain_array(r) if isinstance(r, np.ndarray) else r) for o, r in zip(outputs, result) if o is not None]
     return [o for o, _ in keep], [r for _, r in keep], []
 
 
@@ -1306,6 +1312,7 @@ def _compare(got: Any, expected: Any, label: str, rtol: float, atol: float, exac
             else:
                 return [f"expected {label} as a numpy array of shape {expected.shape}, got "
                         f"{type(got).__name__}; hint: build it with np.zeros(...) / np.array(...)"]
+        got = _plain_array(got)
         if got.shape != expected.shape:
             return [f"expected {label} shape {expected.shape}, got {got.shape}"]
         if expected.dtype.kind in "fc" and got.dtype.kind in "biu":
@@ -1320,7 +1327,8 @@ def _compare(got: Any, expected: Any, label: str, rtol: float, atol: float, exac
             return [f"expected {label} with numbers, got dtype {got.dtype}"]
         return _value_problems(got, expected, label, rtol, atol)
     if isinstance(expected, (bool, np.bool_)):
-        return [] if got == expected else [f"expected {label} {expected!r}, got {_short(got)}"]
+        ok = isinstance(got, (numbers.Integral, np.bool_)) and bool(got) is bool(expected)
+        return [] if ok else [f"expected {label} {expected!r}, got {_short(got)}"]
     if isinstance(expected, numbers.Integral):
         if isinstance(got, (bool, np.bool_)) or not isinstance(got, numbers.Number):
             return [f"expected {label} {int(expected)} (an int), got {_short(got)} ({type(got).__name__})"]
@@ -1346,7 +1354,15 @@ def _compare(got: Any, expected: Any, label: str, rtol: float, atol: float, exac
             if problems:
                 return problems
         return []
-    return [] if got == expected else [f"expected {label} {_short(expected)}, got {_short(got)}"]
+    # same type required: an object of the learner's own class could say == to anything
+    ok = type(got) is type(expected) and got == expected
+    return [] if ok else [f"expected {label} {_short(expected)}, got {_short(got)}"]
+
+
+def _plain_array(a: np.ndarray) -> np.ndarray:
+    """``a`` as a plain ndarray over the same memory: a subclass of the learner's could lie about
+    its ``shape`` or answer np.isclose(...) with True through ``__array_function__``."""
+    return a if type(a) is np.ndarray else np.ndarray.view(a, np.ndarray)
 
 
 def _value_problems(got: np.ndarray, expected: np.ndarray, label: str, rtol: float, atol: float) -> list[str]:

@@ -241,10 +241,19 @@ SUSPICIOUS = [
     (r"\b_guard\b|_blocked_for|__wrapped__", "reaches into cnnlib's reference guard"),
     (r"\bgrading\s*\.\s*\w+\s*=|setattr\s*\(\s*grading\b", "replaces a cnnlib.grading helper"),
     (r"\bset_custom_exc\b|\bexcepthook\b|\bshowtraceback\b", "changes how errors are reported"),
-    (r"input_transformers|ast_transformers|events\s*\.\s*register|register_magic",
+    (r"input_transformers|ast_transformers|events\s*\.\s*(register|callbacks)|register_magic"
+     r"|\b(pre|post)_run_cell\b|\b(pre|post)_execute\b",
      "changes how later cells are run"),
-    (r"\bsys\s*\.\s*(settrace|setprofile|modules\s*\[)|\bbuiltins\b|__builtins__",
+    (r"\bsys\s*\.\s*(settrace|setprofile|modules\b|path\b|meta_path\b|path_hooks\b)"
+     r"|\bbuiltins\b|__builtins__|\bimportlib\b",
      "patches the interpreter"),
+    (r"_getframe|\bcurrentframe\b|\bf_(locals|globals|back)\b|\btb_frame\b"
+     r"|\binspect\s*\.\s*(stack|trace|getouterframes|unwrap)\b",
+     "reads the test's variables (the expected answer) from the call stack"),
+    (r"__closure__|cell_contents|__code__|__globals__|__kwdefaults__|\bFunctionType\b",
+     "takes functions apart (a way to the reference past the guard)"),
+    (r"__array_(function|ufunc|finalize|wrap|prepare|priority)__|__array__\s*\(",
+     "overrides how numpy treats its answer (an array that lies about its values)"),
     (r"\bctypes\b|\bgc\s*\.\s*get_(objects|referrers)", "uses low-level interpreter access"),
     (r"(?<![\w.])(exec|eval|compile|__import__)\s*\(|\bbase64\b|\bcodecs\s*\.\s*decode",
      "runs generated code"),

@@ -152,6 +152,10 @@ class Sandbox:
             TMPDIR=os.path.join(self.workdir, "tmp"),
             PATH=os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
             PYTHONNOUSERSITE="1",
+            # the kernel's folder holds the learner's files: never import from it (a `cnnlib/` or
+            # `numpy.py` handed in beside the notebook would shadow the real one; Python and
+            # IPython >= 9.7 both leave the current directory off sys.path with this)
+            PYTHONSAFEPATH="1",
             PYTHONHASHSEED="0",
             PYTHONDONTWRITEBYTECODE="1",
             MPLCONFIGDIR=os.path.join(home, ".config", "matplotlib"),
@@ -365,8 +369,15 @@ def kill_all_processes_of(uid: int, gid: int) -> None:
             return
 
 
+# The sandbox's own folders inside the kernel's folder: HOME (IPYTHONDIR, JUPYTER_CONFIG_DIR and
+# MPLCONFIGDIR live there: a learner's `home/.ipython/profile_default/startup/x.py` would run before
+# every test) and TMPDIR. A submission's folders of these names are not copied.
+SANDBOX_OWN_DIRS = frozenset({"home", "tmp"})
+
+
 def copy_submission_files(src: str, dest: str) -> None:
-    """Copy the submission's data files (not notebooks, not symlinks) from ``src`` into ``dest``.
+    """Copy the submission's data files (not notebooks, not symlinks, not its top-level ``home/``
+    or ``tmp/``: see ``SANDBOX_OWN_DIRS``) from ``src`` into ``dest``.
 
     The notebooks stay behind: the one being graded has had its hidden tests restored, and the
     kernel receives its cells over the wire anyway. Symlinks are skipped: a learner could point
@@ -377,7 +388,8 @@ def copy_submission_files(src: str, dest: str) -> None:
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         rel = os.path.relpath(dirpath, src)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))
-                       and not d.startswith(".ipynb_checkpoints")]
+                       and not d.startswith(".ipynb_checkpoints")
+                       and not (rel == "." and d in SANDBOX_OWN_DIRS)]
         target_dir = os.path.normpath(os.path.join(dest, rel))
         os.makedirs(target_dir, exist_ok=True)
         for name in filenames:
