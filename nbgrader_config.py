@@ -9,10 +9,11 @@ nbgrader reads this file from the CURRENT directory only, so run `nbgrader ...` 
 """
 
 import os
-import re
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+from cnnlib.nbgrader_plugins import ScrubHiddenTestsFromOutputs
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
@@ -26,63 +27,8 @@ c.CourseDirectory.release_directory = "notebooks"
 c.Execute.timeout = 60
 
 
-class ScrubHiddenTestsFromOutputs(Preprocessor):
-    """Remove hidden-test code from a cell's OUTPUTS before feedback is rendered.
-
-    ClearHiddenTests removes the hidden tests from the cell's source, but a traceback in the output
-    still quotes the failing line and its neighbours, which may be hidden-test lines. This drops
-    every output line that contains a line of the cell's hidden tests (lines of at least
-    `min_chars` characters: shorter ones such as ")" reveal nothing). Runs before ClearHiddenTests.
-    """
-
-    begin = "BEGIN HIDDEN TESTS"
-    end = "END HIDDEN TESTS"
-    min_chars = 6
-    _ansi = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-    def _hidden_lines(self, source):
-        lines, inside = [], False
-        for line in source.splitlines():
-            if self.begin in line:
-                inside = True
-            elif self.end in line:
-                inside = False
-            elif inside and len(line.strip()) >= self.min_chars:
-                lines.append(line.strip())
-        return lines
-
-    def _scrub(self, text, hidden):
-        kept, dropped = [], False
-        for line in text.split("\n"):
-            plain = self._ansi.sub("", line)
-            if self.begin in plain or self.end in plain or any(h in plain for h in hidden):
-                if not dropped:
-                    kept.append("    [hidden test code not shown]")
-                dropped = True
-            else:
-                kept.append(line)
-                dropped = False
-        return "\n".join(kept)
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or self.begin not in cell.source:
-            return cell, resources
-        hidden = self._hidden_lines(cell.source)
-        for out in cell.get("outputs", []):
-            if out.output_type == "error":
-                out.traceback = [self._scrub(t, hidden) for t in out.traceback]
-                out.evalue = self._scrub(out.evalue, hidden)
-            elif out.output_type == "stream":
-                out.text = self._scrub(out.text, hidden)
-            elif "data" in out:
-                for mime, value in out.data.items():
-                    if isinstance(value, str) and mime.startswith("text/"):
-                        out.data[mime] = self._scrub(value, hidden)
-        return cell, resources
-
-
-# Feedback must not show hidden tests (nbgrader's default does): scrub them from the outputs, then
-# clear them from the sources.
+# Feedback must not show hidden tests (nbgrader's default does): scrub them from the outputs (a
+# traceback quotes the failing line and its neighbours), then clear them from the sources.
 c.GenerateFeedback.preprocessors = [
     GetGrades,
     CSSHTMLHeaderPreprocessor,

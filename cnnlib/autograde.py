@@ -293,21 +293,15 @@ def hidden_test_lines(api, assignment: str, min_chars: int = 6) -> set[str]:
     feedback pages are searched for these: what ClearHiddenTests must have removed)."""
     import nbformat
 
+    from cnnlib.nbgrader_plugins import split_hidden_tests
+
     hidden, visible = set(), set()
     source = api.coursedir.format_path(api.coursedir.source_directory, ".", assignment)
     for path in glob.glob(os.path.join(source, "*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
-            inside = False
-            for line in cell.source.splitlines():
-                s = line.strip()
-                if "BEGIN HIDDEN TESTS" in line:
-                    inside = True
-                elif "END HIDDEN TESTS" in line:
-                    inside = False
-                elif inside:
-                    hidden.add(s)
-                else:
-                    visible.add(s)
+            cell_hidden, cell_visible = split_hidden_tests(cell.source)
+            hidden.update(cell_hidden)
+            visible.update(cell_visible)
     # a hidden line that is part of a visible one ("mistakes=m)" in "], mistakes=m)") is no secret
     return {s for s in hidden - visible
             if len(s) >= min_chars and not any(s in v for v in visible)}

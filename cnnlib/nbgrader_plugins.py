@@ -790,6 +790,67 @@ class RecordGradingNotes(NbGraderPreprocessor):
 # the config hook
 
 
+def split_hidden_tests(source: str) -> tuple[list[str], list[str]]:
+    """The stripped lines of ``source`` inside and outside its hidden-test regions.
+
+    The marker lines themselves ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS") are in
+    neither list. Used to scrub feedback (:class:`ScrubHiddenTestsFromOutputs`) and to check it
+    (``cnn-grade``).
+    """
+    hidden, visible, inside = [], [], False
+    for line in source.splitlines():
+        if "BEGIN HIDDEN TESTS" in line:
+            inside = True
+        elif "END HIDDEN TESTS" in line:
+            inside = False
+        else:
+            (hidden if inside else visible).append(line.strip())
+    return hidden, visible
+
+
+class ScrubHiddenTestsFromOutputs(NbGraderPreprocessor):
+    """Remove hidden-test code from a cell's OUTPUTS before feedback is rendered.
+
+    ClearHiddenTests removes the hidden tests from the cell's source, but a traceback in the output
+    still quotes the failing line and its neighbours, which may be hidden-test lines. This drops
+    every output line that contains a line of the cell's hidden tests (lines of at least
+    ``min_chars`` characters: shorter ones such as ")" reveal nothing). Runs before
+    ClearHiddenTests in ``GenerateFeedback.preprocessors``.
+    """
+
+    min_chars = Integer(6, help="Hidden-test lines shorter than this are not searched for").tag(config=True)
+    _ansi = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+    def _scrub(self, text: str, hidden: list[str]) -> str:
+        kept, dropped = [], False
+        for line in text.split("\n"):
+            plain = self._ansi.sub("", line)
+            if "HIDDEN TESTS" in plain or any(h in plain for h in hidden):
+                if not dropped:
+                    kept.append("    [hidden test code not shown]")
+                dropped = True
+            else:
+                kept.append(line)
+                dropped = False
+        return "\n".join(kept)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or "BEGIN HIDDEN TESTS" not in cell.source:
+            return cell, resources
+        hidden = [h for h in split_hidden_tests(cell.source)[0] if len(h) >= self.min_chars]
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                out.traceback = [self._scrub(t, hidden) for t in out.traceback]
+                out.evalue = self._scrub(out.evalue, hidden)
+            elif out.output_type == "stream":
+                out.text = self._scrub(out.text, hidden)
+            elif "data" in out:
+                for mime, value in out.data.items():
+                    if isinstance(value, str) and mime.startswith("text/"):
+                        out.data[mime] = self._scrub(value, hidden)
+        return cell, resources
+
+
 def _replace(items: Iterable, old, new) -> list:
     out = []
     for item in items:
