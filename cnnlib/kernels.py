@@ -299,7 +299,7 @@ def vertical_edge():
 
     Introduced in 01_images_and_kernels.
     """
-    return np.array([[-1.0, 0, 1], [-1, 0, 1], [-1, 0, 1]])
+    return prewitt_x()
 
 
 @reference
@@ -320,7 +320,7 @@ def horizontal_edge():
 
     Introduced in 01_images_and_kernels.
     """
-    return np.array([[-1.0, -1, -1], [0, 0, 0], [1, 1, 1]])
+    return prewitt_y()
 
 
 KERNELS = {
