@@ -418,6 +418,15 @@ class _Pool2d(Layer):
                              f"{_shape_str((None, c, h, w))}")
         return (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
 
+    _ops: tuple  # (functional forward, functional backward), set by each subclass
+
+    def _forward(self, x):
+        x = self._input(x, 4, None, "(N, C, H, W)")
+        return self._ops[0](x, self.kernel_size, self.stride)
+
+    def _backward(self, dout, cache):
+        return self._ops[1](dout, cache)
+
     def extra_repr(self):
         s = f"kernel_size={_fmt_pair(self.kernel_size)}"
         if self.stride != self.kernel_size:
@@ -442,13 +451,7 @@ class MaxPool2d(_Pool2d):
     """
 
     kind = "max_pool2d"
-
-    def _forward(self, x):
-        x = self._input(x, 4, None, "(N, C, H, W)")
-        return F.max_pool2d_forward(x, self.kernel_size, self.stride)
-
-    def _backward(self, dout, cache):
-        return F.max_pool2d_backward(dout, cache)
+    _ops = (F.max_pool2d_forward, F.max_pool2d_backward)
 
 
 class AvgPool2d(_Pool2d):
@@ -462,13 +465,7 @@ class AvgPool2d(_Pool2d):
     """
 
     kind = "avg_pool2d"
-
-    def _forward(self, x):
-        x = self._input(x, 4, None, "(N, C, H, W)")
-        return F.avg_pool2d_forward(x, self.kernel_size, self.stride)
-
-    def _backward(self, dout, cache):
-        return F.avg_pool2d_backward(dout, cache)
+    _ops = (F.avg_pool2d_forward, F.avg_pool2d_backward)
 
 
 class GlobalAvgPool2d(Layer):
