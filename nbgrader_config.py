@@ -13,7 +13,7 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
-from cnnlib.nbgrader_plugins import ScrubHiddenTestsFromOutputs
+from cnnlib.grading.autograde.plugins import ScrubHiddenTestsFromOutputs
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
@@ -36,11 +36,11 @@ c.GenerateFeedback.preprocessors = [
     ClearHiddenTests,
 ]
 
-# --- Hardened autograding (issue 6; cnnlib/nbgrader_plugins.py, docs/GRADING.md) ----------------
+# --- Hardened autograding (issue 6; cnnlib/grading/autograde/plugins.py, docs/GRADING.md) ----------------
 # Replaces nbgrader's DeduplicateIds and Execute at their plug-in points so that one broken or
 # hostile submission (copy-pasted or deleted test cells, invalid or missing notebooks, endless
 # loops, dead kernels, floods of output) is graded with a reason instead of stopping the batch,
 # and runs learners' code in a sandbox away from solutions/, the gradebook and autograded/.
-from cnnlib.nbgrader_plugins import harden  # noqa: E402
+from cnnlib.grading.autograde.plugins import harden  # noqa: E402
 
 harden(c)

@@ -39,7 +39,7 @@ import threading
 
 import numpy as np
 
-from cnnlib._guard import reference
+from cnnlib.grading.guard import reference
 
 __all__ = [
     "pad2d",

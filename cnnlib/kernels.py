@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from cnnlib._guard import reference
+from cnnlib.grading.guard import reference
 from cnnlib.functional import _array, _is_int
 
 __all__ = [

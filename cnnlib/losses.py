@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlib._guard import reference
+from cnnlib.grading.guard import reference
 from cnnlib.functional import _array, _float_dtype
 
 __all__ = ["softmax", "softmax_cross_entropy", "squared_error"]

@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from cnnlib._guard import reference
+from cnnlib.grading.guard import reference
 from cnnlib.layers import (
     Conv2d,
     Flatten,

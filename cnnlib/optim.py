@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from cnnlib._guard import reference
+from cnnlib.grading.guard import reference
 from cnnlib.layers import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from cnnlib._guard import reference
+from cnnlib.grading.guard import reference
 from cnnlib.functional import _is_int, _pair
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from cnnlib._guard import reference
+from cnnlib.grading.guard import reference
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.model import Sequential
 from cnnlib.optim import Optimizer

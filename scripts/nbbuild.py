@@ -30,6 +30,8 @@ from pathlib import Path
 
 import nbformat
 
+from cnnlib.grading import conventions
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -45,7 +47,7 @@ class Notebook:
             raise ValueError(f"notebook name must look like '01_images_and_kernels', got {name!r}")
         self.name = name
         self.number = int(name[:2])
-        self.prefix = f"nb{name[:2]}"
+        self.prefix = conventions.prefix(self.number)
         self.cells: list = []
 
     # -- cells ---------------------------------------------------------------------------------
@@ -70,6 +72,13 @@ class Notebook:
         """The read-only import cell; nbgrader restores it from the gradebook when grading."""
         self._add(nbformat.v4.new_code_cell(_dedent(source)), f"{self.prefix}_setup", locked=True)
 
+    def references(self, *articles: str) -> None:
+        """The references cell: the source articles (keys of scripts/articles.py) by title and
+        author. The text calls each of them "the article"."""
+        from articles import references_markdown  # scripts/ is on sys.path when a build script runs
+
+        self.md(references_markdown(*articles))
+
     def data(self, name: str, source: str) -> None:
         """A read-only cell holding a worked example's arrays, which test cells may use.
 
@@ -83,14 +92,16 @@ class Notebook:
     def exercise(self, n: int, title: str, *, points: int, text: str, solution: str, tests: str) -> None:
         """Heading + statement (markdown), solution cell, test cell worth ``points``."""
         solution, tests = _dedent(solution), _dedent(tests)
-        for region, src in (("SOLUTION", solution), ("HIDDEN TESTS", tests)):
-            if src.count(f"### BEGIN {region}") != 1 or src.count(f"### END {region}") != 1:
-                raise ValueError(f"exercise {n}: need exactly one ### BEGIN/END {region} pair")
+        for (begin, end), src in (((conventions.BEGIN_SOLUTION, conventions.END_SOLUTION), solution),
+                                  ((conventions.BEGIN_HIDDEN, conventions.END_HIDDEN), tests)):
+            if src.count(begin) != 1 or src.count(end) != 1:
+                raise ValueError(f"exercise {n}: need exactly one {begin!r} / {end!r} pair")
         unit = "point" if points == 1 else "points"
         self.md(f"### Exercise {self.number}.{n}: {title} ({points} {unit})\n\n{_dedent(text)}")
-        ex = f"{self.prefix}_ex{n}"
-        self._add(nbformat.v4.new_code_cell(solution), f"{ex}_solution", solution=True)
-        self._add(nbformat.v4.new_code_cell(tests), f"{ex}_tests", grade=True, locked=True,
+        self._add(nbformat.v4.new_code_cell(solution), conventions.grade_id(self.number, n, "solution"),
+                  solution=True)
+        self._add(nbformat.v4.new_code_cell(tests), conventions.grade_id(self.number, n, "tests"),
+                  grade=True, locked=True,
                   points=points)
 
     # -- output --------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ c.SandboxedExecute.memory_limit_mb = {H.MEMORY_LIMIT_MB}
 @pytest.fixture(scope="session")
 def cnn_grade(class_folder):
     """``cnn-grade ASSIGNMENT --course-root ROOT --jobs 2``: exit status and printed summary."""
-    from cnnlib.autograde import main
+    from cnnlib.grading.autograde.cli import main
 
     import io
     from contextlib import redirect_stdout
@@ -195,7 +195,7 @@ def test_plain_nbgrader_autograde_survives_the_same_class(cnn_grade, class_folde
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
-    from cnnlib.autograde import main
+    from cnnlib.grading.autograde.cli import main
 
     assert main(["01_x", "--course-root", str(tmp_path / "nowhere")]) == 2
     with pytest.raises(SystemExit) as exc:

@@ -13,7 +13,7 @@ import pytest
 from scipy import signal
 
 from cnnlib import functional as F
-from cnnlib._guard import ReferenceBlockedError, blocked
+from cnnlib.grading.guard import ReferenceBlockedError, blocked
 from cnnlib.gradcheck import check_backward
 
 try:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from cnnlib import grading
-from cnnlib.nbgrader_plugins import SUSPICIOUS
+from cnnlib.grading.autograde.plugins import SUSPICIOUS
 
 
 class _Anything(tuple):
@@ -104,7 +104,7 @@ PROBE = "import cnnlib, sys, os\nprint('CNNLIB', cnnlib.__file__)\nprint('CWD ON
 def test_files_handed_in_beside_the_notebook_do_not_run_in_the_kernel(tmp_path):
     """A `cnnlib/` package in the submission would shadow the real one (the kernel's folder was
     on sys.path), and `home/.ipython/profile_default/startup/*.py` would run before every test."""
-    from cnnlib.sandbox_kernel import Sandbox
+    from cnnlib.grading.autograde.sandbox import Sandbox
     from test_hostile_submissions import _run_in_sandbox
 
     (tmp_path / "cnnlib").mkdir()

@@ -61,7 +61,7 @@ def make_course() -> tuple[C.Course, Path]:
     under /home or /srv): the sandbox, not a 0700 temp folder, must keep the secrets."""
     from nbgrader.apps import NbGraderAPI
 
-    from cnnlib.nbgrader_plugins import harden
+    from cnnlib.grading.autograde.plugins import harden
 
     tmp = Path(tempfile.mkdtemp(prefix="cnn-hostile-"))
     tmp.chmod(0o755)
@@ -175,7 +175,7 @@ def _text_of_html(page: str) -> str:
 
 
 def test_the_project_config_hardens_nbgrader():
-    from cnnlib.nbgrader_plugins import (RecordGradingNotes, SandboxedExecute, SanitizeSubmission,
+    from cnnlib.grading.autograde.plugins import (RecordGradingNotes, SandboxedExecute, SanitizeSubmission,
                                          TolerantNotebookExporter, add_missing_notebooks)
 
     auto = C.repo_config().Autograde
@@ -263,7 +263,7 @@ PROBE = "import os\ntry:\n    print('READ', open({path!r}).read().strip())\nexce
 def _run_in_sandbox(box, code: str) -> str:
     import asyncio
 
-    from cnnlib.sandbox_kernel import SandboxKernelManager
+    from cnnlib.grading.autograde.sandbox import SandboxKernelManager
 
     async def run():
         km = SandboxKernelManager(kernel_name="python3")
@@ -289,7 +289,7 @@ def _run_in_sandbox(box, code: str) -> str:
 
 @needs_root
 def test_uid_switch_and_permissions_alone_keep_a_secret(secret, tmp_path):
-    from cnnlib.sandbox_kernel import Sandbox, ensure_private
+    from cnnlib.grading.autograde.sandbox import Sandbox, ensure_private
 
     target = str(secret / "hidden_tests.txt")
     assert ensure_private([str(secret)]) == [str(secret)]  # what make_private does to solutions/
@@ -299,7 +299,7 @@ def test_uid_switch_and_permissions_alone_keep_a_secret(secret, tmp_path):
 
 @needs_root
 def test_mount_namespace_alone_keeps_a_world_readable_secret(secret, tmp_path):
-    from cnnlib.sandbox_kernel import Sandbox
+    from cnnlib.grading.autograde.sandbox import Sandbox
 
     target = str(secret / "hidden_tests.txt")
     out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[str(secret)]), PROBE.format(path=target))
@@ -315,7 +315,7 @@ def test_user_namespace_hides_paths_for_a_non_root_grader(secret, hide):
     python = shutil.which("python3", path="/usr/bin:/bin")
     if python is None or shutil.which("setpriv") is None:
         pytest.skip("needs /usr/bin/python3 and setpriv")
-    launcher = str(Path(__file__).resolve().parents[1] / "cnnlib" / "sandbox_kernel.py")
+    launcher = str(Path(__file__).resolve().parents[1] / "cnnlib" / "grading" / "autograde" / "sandbox.py")
     work = Path(tempfile.mkdtemp(prefix="cnn-launcher-"))  # reachable by the unprivileged uid
     work.chmod(0o777)
     prefix = [] if os.geteuid() != 0 else ["setpriv", "--reuid=2000009999", "--regid=65534", "--clear-groups"]

@@ -50,3 +50,14 @@ def test_environment_yml_installs_the_project_itself():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_every_subpackage_is_packaged():
+    """A non-editable install must carry cnnlib.grading and cnnlib.grading.autograde too."""
+    import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = sorted(".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "cnnlib").rglob("__init__.py"))
+    assert {"cnnlib", "cnnlib.grading", "cnnlib.grading.autograde"} <= set(found)
+    missing = [pkg for pkg in found if not any(fnmatch.fnmatchcase(pkg, pat) for pat in patterns)]
+    assert not missing, f"pyproject.toml does not package {missing}"

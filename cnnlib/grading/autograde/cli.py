@@ -7,7 +7,7 @@ Usage::
 Run it where ``nbgrader autograde`` would run (the course root, holding nbgrader_config.py and
 ``submitted/<learner>/ASSIGNMENT/``). It drives nbgrader's own machinery (``NbGraderAPI``, the
 Autograde and GenerateFeedback converters) with the course's configuration hardened by
-:func:`cnnlib.nbgrader_plugins.harden`, and:
+:func:`cnnlib.grading.autograde.plugins.harden`, and:
 
 1. makes sure the gradebook knows the assignment (``generate_assignment`` into a temporary
    release folder if it does not: the committed ``notebooks/`` are left alone);
@@ -76,7 +76,7 @@ def load_config(course_root: str, timeout: int | None = None, blas_threads: int 
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
-    from cnnlib.nbgrader_plugins import harden
+    from cnnlib.grading.autograde.plugins import harden
 
     path = os.path.join(course_root, "nbgrader_config.py")
     cfg = PyFileConfigLoader("nbgrader_config.py", path=course_root).load_config() \
@@ -213,7 +213,7 @@ def collect_scores_and_reasons(cfg, assignment: str, outcomes: list[Outcome]) ->
     import nbformat
     from nbgrader.api import MissingEntry
 
-    from cnnlib.nbgrader_plugins import notes_of
+    from cnnlib.grading.autograde.plugins import notes_of
 
     api = _api(cfg)
     with api.gradebook as gb:
@@ -293,7 +293,7 @@ def hidden_test_lines(api, assignment: str, min_chars: int = 6) -> set[str]:
     feedback pages are searched for these: what ClearHiddenTests must have removed)."""
     import nbformat
 
-    from cnnlib.nbgrader_plugins import split_hidden_tests
+    from cnnlib.grading.conventions import split_hidden_tests
 
     hidden, visible = set(), set()
     source = api.coursedir.format_path(api.coursedir.source_directory, ".", assignment)

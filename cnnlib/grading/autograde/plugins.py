@@ -17,7 +17,7 @@ instructor next to the hidden tests and the gradebook. The course's ``nbgrader_c
                                duplicates and unknown ids cleanly, puts deleted test cells back,
                                notes edited / reordered cells and code that tampers with grading
 ``autograde_preprocessors``    :class:`SandboxedExecute` replaces ``Execute``: the kernel runs
-                               in a sandbox (``cnnlib.sandbox_kernel``), a dead or stuck kernel
+                               in a sandbox (``cnnlib.grading.autograde.sandbox``), a dead or stuck kernel
                                is restarted and the notebook goes on, output is capped, the
                                notebook has a time budget; :class:`RecordGradingNotes` writes
                                the reasons at the top of the graded notebook (and the feedback)
@@ -56,7 +56,8 @@ from nbgrader.preprocessors import (
 )
 from traitlets import Bool, Integer, List, Unicode, default
 
-from cnnlib.sandbox_kernel import DEFAULT_UID_RANGE, Sandbox, SandboxKernelManager, ensure_private
+from cnnlib.grading.conventions import split_hidden_tests
+from cnnlib.grading.autograde.sandbox import DEFAULT_UID_RANGE, Sandbox, SandboxKernelManager, ensure_private
 
 META = "cnnlib_grading"  # notebook metadata key holding this module's notes
 _WARNED: dict[str, bool] = {}
@@ -238,7 +239,7 @@ def _expected_notebooks(submission_folder: str, converter) -> list[str]:
 
 
 SUSPICIOUS = [
-    (r"\b_guard\b|_blocked_for|__wrapped__", "reaches into cnnlib's reference guard"),
+    (r"\b_?guard\b|_blocked_for|__wrapped__", "reaches into cnnlib's reference guard"),
     (r"\bgrading\s*\.\s*\w+\s*=|setattr\s*\(\s*grading\b", "replaces a cnnlib.grading helper"),
     (r"\bset_custom_exc\b|\bexcepthook\b|\bshowtraceback\b", "changes how errors are reported"),
     (r"input_transformers|ast_transformers|events\s*\.\s*(register|callbacks)|register_magic"
@@ -434,7 +435,7 @@ class SanitizeSubmission(NbGraderPreprocessor):
 class SandboxedExecute(Execute):
     """nbgrader's Execute with a sandboxed kernel that may die, hang or flood without harm.
 
-    * The kernel starts through ``cnnlib.sandbox_kernel``: fresh folder outside the course
+    * The kernel starts through ``cnnlib.grading.autograde.sandbox``: fresh folder outside the course
       root, scrubbed environment, resource limits, an unprivileged uid when grading as root,
       the course's private paths hidden (see docs/GRADING.md).
     * A kernel that dies (``os._exit``, the memory limit, a crash) or does not stop when
@@ -448,7 +449,7 @@ class SandboxedExecute(Execute):
       ``notebook_timeout + timeout + startup_timeout``.
     """
 
-    sandbox = Bool(True, help="Run the kernel through cnnlib.sandbox_kernel").tag(config=True)
+    sandbox = Bool(True, help="Run the kernel through cnnlib.grading.autograde.sandbox").tag(config=True)
     sandbox_user = Unicode(
         "auto",
         help="Uid for the kernel when grading as root: 'auto' (an unused uid of "
@@ -788,24 +789,6 @@ class RecordGradingNotes(NbGraderPreprocessor):
 
 # --------------------------------------------------------------------------------------------
 # the config hook
-
-
-def split_hidden_tests(source: str) -> tuple[list[str], list[str]]:
-    """The stripped lines of ``source`` inside and outside its hidden-test regions.
-
-    The marker lines themselves ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS") are in
-    neither list. Used to scrub feedback (:class:`ScrubHiddenTestsFromOutputs`) and to check it
-    (``cnn-grade``).
-    """
-    hidden, visible, inside = [], [], False
-    for line in source.splitlines():
-        if "BEGIN HIDDEN TESTS" in line:
-            inside = True
-        elif "END HIDDEN TESTS" in line:
-            inside = False
-        else:
-            (hidden if inside else visible).append(line.strip())
-    return hidden, visible
 
 
 class ScrubHiddenTestsFromOutputs(NbGraderPreprocessor):

@@ -3,13 +3,13 @@
 nbgrader runs every submission in an ordinary Jupyter kernel, as the instructor, inside
 ``autograded/<learner>/<assignment>/``: a learner's code could read the source notebooks (the
 hidden tests), the gradebook, or another learner's work, and could write scores. This module
-is the kernel launcher the course's grading uses instead (see ``cnnlib.nbgrader_plugins``):
+is the kernel launcher the course's grading uses instead (see ``cnnlib.grading.autograde.plugins``):
 
 * the grading side (:class:`Sandbox`, :class:`SandboxKernelManager`) makes a fresh working
   folder outside the course root holding a copy of the submission's non-notebook files (never
   the notebooks: the sanitized one carries the hidden tests), picks an unused uid for the
   kernel when it runs as root, and after the kernel stops kills whatever that uid left behind;
-* the launcher (``python -m cnnlib.sandbox_kernel [options] -- KERNEL ARGV``) runs in the
+* the launcher (``python -m cnnlib.grading.autograde.sandbox [options] -- KERNEL ARGV``) runs in the
   kernel's process just before the kernel itself: it hides the private course paths in a
   private mount namespace when it can, sets resource limits (address space, CPU time, file
   size, processes), drops to the unprivileged uid, scrubs the environment, and ``exec``s
@@ -172,7 +172,7 @@ class Sandbox:
 
     def launcher_argv(self, kernel_argv: Sequence[str]) -> list[str]:
         """Wrap the kernel's command line with the launcher and this sandbox's settings."""
-        argv = [sys.executable, "-m", "cnnlib.sandbox_kernel", "--workdir", self.workdir]
+        argv = [sys.executable, "-m", "cnnlib.grading.autograde.sandbox", "--workdir", self.workdir]
         if self.uid is not None:
             argv += ["--uid", str(self.uid), "--gid", str(self.gid)]
         for path in self.hide:
@@ -623,7 +623,7 @@ def _drop_privileges(uid: int, gid: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cnnlib.sandbox_kernel",
+        prog="python -m cnnlib.grading.autograde.sandbox",
         description="Start a Jupyter kernel with resource limits, as an unprivileged uid, "
         "in a fresh folder, with private course paths hidden and a scrubbed environment.",
     )
@@ -644,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("missing the kernel command after --")
 
     def fail(message: str) -> int:
-        print(f"cnnlib.sandbox_kernel: {message}", file=sys.stderr, flush=True)
+        print(f"cnnlib.grading.autograde.sandbox: {message}", file=sys.stderr, flush=True)
         return 70
 
     env = dict(item.split("=", 1) for item in args.env)
@@ -654,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hide or (args.expose and args.uid is not None):
         why = _hide_paths([os.path.abspath(p) for p in args.hide])
         if why:
-            print(f"cnnlib.sandbox_kernel: private paths not hidden ({why}); "
+            print(f"cnnlib.grading.autograde.sandbox: private paths not hidden ({why}); "
                   "relying on file permissions", file=sys.stderr, flush=True)
         elif args.uid is not None and os.geteuid() == 0:
             why = _expose_paths(args.expose)

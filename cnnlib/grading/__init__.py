@@ -1,0 +1,131 @@
+"""Checks that the course's test cells call: a learner's function against cnnlib's reference.
+
+Every graded test cell in ``solutions/`` follows the same pattern::
+
+    from cnnlib import grading
+    from cnnlib import functional as F
+
+    # visible tests: a few hand-picked cases the learner can read
+    grading.check_function(pad2d, F.pad2d, [
+        {"x": np.ones((1, 1, 2, 3)), "padding": 1},
+        {"x": np.arange(24.0).reshape(2, 3, 2, 2), "padding": (2, 0)},
+    ], mistakes=grading.pad_mistakes())
+    ### BEGIN HIDDEN TESTS
+    grading.check_function(pad2d, F.pad2d, grading.pad_cases(20, seed=20201),
+                           mistakes=grading.pad_mistakes())
+    ### END HIDDEN TESTS
+
+A *case* is a dict of the function's arguments, in the order of its signature (values are passed
+positionally, so a learner may rename parameters). For each case, :func:`check_function`
+
+1. computes the expected answer with the reference (on a copy of the arguments);
+2. calls the learner's function inside ``guard.blocked(name)``, so a "solution" that calls
+   cnnlib's reference fails with the guard's message;
+3. fails with a :class:`GradingFailure` (an ``AssertionError``) that names the case, says what was
+   expected and what arrived (shape, dtype, first differing index, how many differ), and adds a
+   hint when the learner's answer equals a known-wrong variant (a :class:`Mistake`: forgot the
+   stride, flipped the kernel, padded the channel axis, ...), or when the function returned None,
+   changed its input in place, or returned integers where floats were expected;
+4. reports an exception raised by the learner's function with the case, the exception's last line,
+   the learner's line that raised, a hint (an :class:`ErrorHint` of the exercise, such as
+   "did you pad the channel axis?" for a broadcasting error in a convolution, else one of
+   :data:`COMMON_ERROR_HINTS`) and (chained) its traceback; an unfinished exercise
+   (``NotImplementedError``) gets a one-line "not implemented yet".
+
+Hidden tests draw many cases from a seeded generator (:func:`conv_cases`, :func:`pool_cases`,
+:func:`pad_cases`, :func:`image_cases`, :func:`size_cases`, :func:`linear_cases`,
+:func:`array_cases`, or :func:`random_cases` with your own ``make_case(rng)``), so hard-coding the
+visible answers scores nothing. Backward passes are also checked against numerical gradients with
+:func:`check_gradients`; :func:`with_dout` puts a random upstream gradient in front of forward-pass
+cases, and :func:`backward_reference` chains cnnlib's forward and backward into a reference.
+
+Exercises stay independent: when an exercise calls the learner's function from an earlier one (say
+``conv_forward_im2col`` calls ``im2col``), the test cell swaps in a correct version for the check::
+
+    with grading.substitute(globals(), im2col=grading.reference_stand_in(im2col_reference)):
+        grading.check_function(conv_forward_im2col, F.conv2d, cases, mistakes=conv_mistakes)
+
+The stand-in may run cnnlib's reference although the guard is on; the learner's own code is still
+refused it.
+
+In Jupyter a :class:`GradingFailure` shows as its message alone, preceded by the learner's own
+traceback when their code raised (``_render_traceback_``): no grader internals, and no lines of the
+test cell, which may be hidden tests. Outside IPython it is a plain ``AssertionError``.
+
+Adding a check for a new exercise (notebooks 03-08): pick the reference (a cnnlib function, or a
+small wrapper that adapts its layout), write three to six visible cases that tell a story (the
+worked example, an edge case, a non-square one), choose a generator for the hidden cases (or
+``random_cases`` with your own ``make_case``), and list the exercise's known mistakes (the
+``*_mistakes`` helpers, or ``Mistake(hint, with_args(reference, stride=1))`` for your own;
+``ErrorHint(ValueError, "could not be broadcast", hint)`` when a mistake makes numpy raise).
+
+
+The package, by what each part is for (each module imports only those above it)::
+
+    conventions  cell markers and grade_ids shared with the notebook builder (scripts/nbbuild.py)
+    guard        the reference guard: cnnlib's public functions carry its ``@reference``
+                 decorator (the one thing the library imports from the grader)
+    cases        seeded case generators for hidden tests, and small helpers on cases
+    failures     GradingFailure and how a failure reads (case description, learner's frames)
+    compare      comparing an answer with the expected one; hints from known mistakes
+    mistakes     Mistake / ErrorHint and the known-mistake catalogues of the notebooks
+    references   references (without_cache, backward_reference, conv2d_hw) and stand-ins
+                 for earlier exercises (substitute, reference_stand_in)
+    checks       check_function, check_value, check_gradients: what test cells call
+    autograde/   the nbgrader side: plug-ins (plugins), the sandboxed kernel (sandbox) and
+                 the ``cnn-grade`` command (cli); they run notebooks, never import the checks
+
+Names load on first use, so ``import cnnlib.functional`` (which needs only ``guard``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_HOME = {
+    "check_function": "checks",
+    "check_value": "checks",
+    "check_gradients": "checks",
+    "GradingFailure": "failures",
+    "describe_case": "failures",
+    "Mistake": "mistakes",
+    "ErrorHint": "mistakes",
+    "COMMON_ERROR_HINTS": "mistakes",
+    "with_args": "mistakes",
+    "known_answer": "mistakes",
+    "conv_mistakes": "mistakes",
+    "pool_mistakes": "mistakes",
+    "pad_mistakes": "mistakes",
+    "output_size_mistakes": "mistakes",
+    "substitute": "references",
+    "reference_stand_in": "references",
+    "without_cache": "references",
+    "backward_reference": "references",
+    "conv2d_hw": "references",
+    "random_cases": "cases",
+    "with_dout": "cases",
+    "conv_cases": "cases",
+    "pool_cases": "cases",
+    "pad_cases": "cases",
+    "image_cases": "cases",
+    "size_cases": "cases",
+    "linear_cases": "cases",
+    "array_cases": "cases",
+}
+_SUBMODULES = ("guard", "conventions", "cases", "failures", "compare", "mistakes", "references", "checks", "autograde")
+
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+        globals()[name] = value  # later look-ups are plain attribute reads
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME) | set(_SUBMODULES))

@@ -1,0 +1,194 @@
+"""References and stand-ins: what a test cell compares with, and correct versions of earlier
+exercises swapped in while a later exercise is checked (so one mistake costs points once)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from typing import Any, Callable, Iterator, MutableMapping, Sequence
+
+import numpy as np
+
+from cnnlib.grading import guard
+from cnnlib.grading.cases import _first
+
+
+_substituted: list[str] = []  # names replaced by `substitute` right now (for the failure note)
+
+
+class _StandIn:
+    """A correct version of an earlier exercise (see :func:`reference_stand_in`)."""
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+        self._lift = guard.allowed()  # made here, in the test cell: the learner's code cannot
+        self._armed = 0  # > 0 while installed by `substitute`
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        if not self._armed:
+            return self._fn(*args, **kwargs)
+        with self._lift:
+            return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<correct stand-in for {getattr(self._fn, '__name__', 'a function')}>"
+
+
+def reference_stand_in(fn: Callable) -> Callable:
+    """A correct stand-in that may run cnnlib's reference while a learner's function is checked.
+
+    ``fn`` is cnnlib's function, or the test cell's own reference built on cnnlib. Installed with
+    :func:`substitute`, the stand-in lifts the guard for its own call only: the learner's function
+    may call the stand-in, but a direct call of cnnlib's reference from the learner's code is
+    still refused. Make it in the test cell: made while a check runs it raises
+    :class:`~cnnlib.guard.ReferenceBlockedError`.
+
+    Example:
+        >>> from cnnlib import shapes
+        >>> stand_in = reference_stand_in(shapes.conv2d_params)
+        >>> stand_in(3, 16, 2)
+        208
+    """
+    return _StandIn(fn)
+
+
+@contextlib.contextmanager
+def substitute(namespace: MutableMapping[str, Any] | Callable, /, **stand_ins: Any) -> Iterator[None]:
+    """Replace functions of the learner's namespace for the checks inside the ``with`` block.
+
+    An exercise that calls the learner's function from an earlier exercise (``model_params``
+    calling ``conv_params``, ``conv_forward_im2col`` calling ``im2col``) is checked with a correct
+    version of that function, so a mistake costs points only once. The learner's functions (or
+    the absence of one) are restored afterwards, also when a check fails. A failure message says
+    which functions were replaced.
+
+    Args:
+        namespace: where the learner's functions live: ``globals()`` in a test cell, or the
+            learner's function itself (its module's globals are used).
+        stand_ins: ``name=function``; use :func:`reference_stand_in` for one that runs cnnlib's
+            reference, or any function written by hand.
+
+    Example:
+        >>> from cnnlib import shapes
+        >>> def conv_params(c_in, c_out, k):
+        ...     return -1  # a learner's wrong answer
+        >>> def model_params(c_in, filters, k, n_classes):
+        ...     return [conv_params(c_in, filters[0], k)]
+        >>> with substitute(globals(), conv_params=reference_stand_in(shapes.conv2d_params)):
+        ...     model_params(3, [16], 2, 10)
+        [208]
+        >>> model_params(3, [16], 2, 10)
+        [-1]
+    """
+    if guard.is_blocked():
+        raise guard.ReferenceBlockedError(
+            f"{guard.current()}: your code called grading.substitute, which only a test cell may "
+            "use; write this exercise with numpy."
+        )
+    if isinstance(namespace, MutableMapping):
+        ns = namespace
+    elif callable(namespace) and isinstance(getattr(namespace, "__globals__", None), dict):
+        ns = namespace.__globals__
+    else:
+        raise TypeError(f"substitute: expected globals() or a function, got {type(namespace).__name__}")
+    missing = object()
+    saved = {name: ns.get(name, missing) for name in stand_ins}
+    armed = [f for f in stand_ins.values() if isinstance(f, _StandIn)]
+    for f in armed:
+        f._armed += 1
+    ns.update(stand_ins)
+    _substituted.extend(stand_ins)
+    try:
+        yield
+    finally:
+        del _substituted[len(_substituted) - len(stand_ins):]
+        for f in armed:
+            f._armed -= 1
+        for name, old in saved.items():
+            if old is missing:
+                ns.pop(name, None)
+            else:
+                ns[name] = old
+
+
+def _stand_in_note(name: str) -> list[str]:
+    """The note of a failure message while :func:`substitute` has replaced earlier exercises."""
+    names = [n for n in dict.fromkeys(_substituted) if n != name]
+    if not names:
+        return []
+    listed = ", ".join(f"`{n}`" for n in names)
+    return [f"note: for this check your {listed} {'was' if len(names) == 1 else 'were'} replaced by a "
+            f"correct version, so the problem is in {name} itself."]
+
+
+def without_cache(forward: Callable) -> Callable:
+    """A reference returning only ``out`` of a forward pass that returns ``(out, cache)``.
+
+    Example:
+        >>> from cnnlib import functional as F
+        >>> reference = without_cache(F.max_pool2d_forward)
+        >>> reference(np.arange(16.0).reshape(1, 1, 4, 4), 2, 2).shape
+        (1, 1, 2, 2)
+    """
+
+    def out_only(*args: Any, **kwargs: Any) -> Any:
+        return _first(forward(*args, **kwargs))
+
+    out_only.__name__ = getattr(forward, "__name__", "forward")
+    out_only.__doc__ = f"{out_only.__name__} without its cache: out only."
+    return out_only
+
+
+def backward_reference(forward: Callable, backward: Callable, *, by_shape: Sequence[str] = ()) -> Callable:
+    """``reference(dout, *forward_args)``: cnnlib's backward pass, after a forward pass for the cache.
+
+    The reference of a backward exercise whose function takes ``(dout, x, ...)`` (the forward's
+    arguments) instead of a cache. ``by_shape`` names forward arguments that the exercise takes by
+    their shape (``x_shape``): the forward then runs on zeros of that shape, which is right for
+    backward passes that do not depend on the values (mean pooling, flatten).
+
+    Example:
+        >>> from cnnlib import functional as F
+        >>> reference = backward_reference(F.avg_pool2d_forward, F.avg_pool2d_backward, by_shape=["x"])
+        >>> reference(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2, 2)[0, 0]
+        array([[0.25, 0.25],
+               [0.25, 0.25]])
+    """
+    names = list(inspect.signature(forward).parameters)
+    missing = [n for n in by_shape if n not in names]
+    if missing:
+        raise ValueError(f"backward_reference: {forward.__name__} has no argument {missing[0]!r}")
+    shaped = {names.index(n) for n in by_shape}
+
+    def reference(dout: Any, *args: Any) -> Any:
+        args = tuple(np.zeros(a) if i in shaped else a for i, a in enumerate(args))
+        _, cache = forward(*args)
+        return backward(dout, cache)
+
+    reference.__name__ = getattr(backward, "__name__", "backward")
+    return reference
+
+
+def conv2d_hw(image: np.ndarray, kernel: np.ndarray, stride: Any = 1, padding: Any = 0) -> np.ndarray:
+    """cnnlib's convolution (cross-correlation) of ONE 2-D image with ONE 2-D kernel.
+
+    The reference of single-channel exercises (notebooks 01 and 02): ``image`` (H, W) and
+    ``kernel`` (KH, KW) go through :func:`cnnlib.functional.conv2d` as a batch of one; integer
+    images are converted to float64. Returns ``(H_out, W_out)``.
+
+    Example:
+        >>> conv2d_hw(np.arange(16).reshape(4, 4), np.ones((3, 3)), stride=1, padding=0)
+        array([[45., 54.],
+               [81., 90.]])
+    """
+    from cnnlib import functional as F
+
+    image, kernel = np.asarray(image), np.asarray(kernel)
+    if image.dtype.kind in "biu":
+        image = image.astype(np.float64)
+    if kernel.dtype.kind in "biu":
+        kernel = kernel.astype(np.float64)
+    return F.conv2d(image[None, None], kernel[None, None], None, stride, padding)[0, 0]
