@@ -111,6 +111,22 @@ _HOME = {
     "size_cases": "cases",
     "linear_cases": "cases",
     "array_cases": "cases",
+    "bn_train_reference": "nb06",
+    "bn_forward_reference": "nb06",
+    "bn_output": "nb06",
+    "bn_backward_reference": "nb06",
+    "spatial_bn_reference": "nb06",
+    "bn_variant": "nb06",
+    "bn_backward_variant": "nb06",
+    "bn_train_mistakes": "nb06",
+    "bn_forward_mistakes": "nb06",
+    "bn_backward_mistakes": "nb06",
+    "spatial_bn_mistakes": "nb06",
+    "bn_train_cases": "nb06",
+    "bn_forward_cases": "nb06",
+    "bn_backward_cases": "nb06",
+    "with_beta": "nb06",
+    "spatial_bn_cases": "nb06",
 }
 _SUBMODULES = ("guard", "conventions", "cases", "failures", "compare", "mistakes", "references", "checks", "autograde")
 
