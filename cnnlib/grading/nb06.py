@@ -214,9 +214,9 @@ def _per_sample_shapes(case: Case, exc: BaseException) -> str | None:
     shapes = [tuple(int(v) for v in s.replace(" ", "").split(",") if v)
               for s in re.findall(r"\(([\d,\s]+)\)", str(exc))]
     if N != D and (N,) in shapes:
-        return (f"an array of shape ({N},), one value per SAMPLE, met x {x.shape}: batch norm takes "
-                f"one mean and one variance per FEATURE, down the batch axis: x.mean(axis=0) has "
-                f"shape ({D},).")
+        return _wrap(f"an array of shape ({N},), one value per SAMPLE, met x {x.shape}: batch norm "
+                     f"takes one mean and one variance per FEATURE, down the batch axis: "
+                     f"x.mean(axis=0) has shape ({D},).")
     return None
 
 
@@ -358,9 +358,9 @@ def bn_backward_mistakes() -> list[Mistake | ErrorHint]:
         Mistake(_hint(lambda c: f"dgamma and dbeta hold one value per FEATURE (shape "
                                 f"({np.shape(c['x'])[1]},)): sum over the batch axis, axis=0."),
                 _backward_variant(dparam_axis=1)),
-        Mistake(_hint(lambda c: f"dgamma and dbeta hold one value per FEATURE (shape "
-                                f"({np.shape(c['x'])[1]},)): sum over the batch axis only, axis=0, "
-                                f"not over every axis."),
+        Mistake(_hint(lambda c: f"you summed dgamma and dbeta over every axis: they hold one value "
+                                f"per feature (shape ({np.shape(c['x'])[1]},)); sum over the batch "
+                                f"axis only, axis=0."),
                 _backward_variant(dparam_axis=None)),
         Mistake(_hint("dgamma = sum(dout * x_hat, axis=0): gamma multiplies the NORMALIZED x_hat, "
                       "not x."),
@@ -552,8 +552,8 @@ def spatial_bn_cases(n: int, *, seed: int) -> list[dict]:
             if len({N, C, H, W}) == 4:
                 break
         training = i % 3 != 1
-        means = rng.uniform(-10, 10, C)
-        scales = rng.uniform(0.3, 5.0, C)
+        means = rng.permutation(np.linspace(-10, 10, C)) + rng.uniform(-1, 1, C)   # >= 3 apart
+        scales = rng.permutation(np.geomspace(0.3, 5.0, C))
         x = rng.standard_normal((N, C, H, W)) * scales[None, :, None, None] + means[None, :, None, None]
         rm, rv = _stats(rng, C)
         cases.append({
