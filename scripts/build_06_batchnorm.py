@@ -9,10 +9,11 @@ nb.md(r"""
 
 Deep networks are hard to train: a learning rate that is a little too large makes the loss blow
 up, the activations of a deep stack shrink to nothing or grow without bound, and everything
-depends on how the weights happened to be initialised. **Batch normalization** (BN) is the trick
-the article calls one of the most common in deep learning: in a layer of the network, normalize
-each mini-batch so that every feature has mean 0 and variance 1, then let the network scale and
-shift it again with two learned numbers per feature.
+depends on how the weights happened to be initialised. **Batch normalization** (BN), a training trick
+that the article says one meets all the time in deep learning, answers all three: in a layer of
+the network, normalize each mini-batch so that every feature has mean 0 and variance 1, then let
+the network scale and shift it again with two learned numbers per feature. Its main effect,
+says the article, is to ease vanishing and exploding gradients and to speed up training.
 
 **You will learn**
 - what BN computes for a batch of vectors `(N, D)`, with a worked example by hand;
@@ -140,7 +141,7 @@ In training, μ and σ² come from the current mini-batch. After training, at te
 no longer wanted: the article says that at test time BN's mean and variance are no longer
 computed from the batch but are **fixed statistics**, obtained from the mini-batches seen in
 training. A prediction for one image must not depend on which other images happen to be in its
-batch (and a batch of one image has no variance at all).
+batch (and a batch of one sample has no variance at all).
 
 So during training the layer also keeps **running statistics**, one mean and one variance per
 feature, an exponential moving average over the training batches. cnnlib follows PyTorch's
@@ -558,8 +559,8 @@ The common placements:
 
 Whatever the order, a convolution followed by BN does not need its own bias: BN subtracts the
 batch mean, which removes any constant the bias added (a constant also passes straight through
-max pooling). In training mode the bias's gradient is exactly 0, which is why such convolutions
-are usually built with `bias=False` (Keras: `use_bias=False`):
+max pooling). In training mode the bias's gradient is exactly 0 (below, up to float32 round-off), which is why
+such convolutions are usually built with `bias=False` (Keras: `use_bias=False`):
 """)
 
 nb.code("""
@@ -582,8 +583,12 @@ how the parameters are initialised. Claims like these are easy to repeat and che
 here are three small experiments on real MNIST digits (the sample shipped with cnnlib). To keep
 each run to a fraction of a second, the digits are shrunk to 14 × 14 (the mean of each 2 × 2
 block), the nets are small, and each training run sees 1,000 digits for 2 epochs; the test set
-is the sample's 1,000 test digits. Every number below comes from a real run: re-run the cells
-and you get the same ones.
+is the sample's 1,000 test digits. Every number quoted below comes from a real run, with the
+random generators fixed (another machine's arithmetic can move the last digits, or a close call).
+
+The article's advice: BN's effect is very clear in deep networks; when training converges
+slowly, or cannot proceed because of exploding gradients, try BN; and even in ordinary cases it
+can be added to speed training up, and sometimes to improve accuracy.
 
 The two nets differ only in BN, in the article's Conv → Pool → BN → ReLU order:
 """)
@@ -656,10 +661,10 @@ nb.md(r"""
 **What it shows.** The claim holds here, within limits. The BN net is ahead at every learning
 rate up to 1 after the same 2 epochs (0.83 against 0.67 at the plain net's best rate, 0.3), and it still
 trains at learning rate 1 (about 0.81), where the plain net is stuck at chance: its loss never
-became infinite, but it ended up predicting class 0 for nearly every digit. At 3 both nets fail
-the same way. So BN widens the range of usable learning rates (here by a factor of about 3 at
+became infinite, but it ended up predicting class 0 for nearly every digit. At 3 both nets end at
+chance. So BN widens the range of usable learning rates (here by a factor of about 3 at
 the top) rather than removing the limit. The nets are small and the runs short; these are the
-numbers of one seed, and another seed moves them by a few points.
+numbers of one run (one initialisation and one shuffling of the data).
 """)
 
 nb.md(r"""
