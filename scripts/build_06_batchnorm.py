@@ -746,8 +746,10 @@ nb.md(r"""
   padding at the borders of a 14 × 14 map. Exactly right is hard to hit, and the error compounds.
 - **Weight gradients.** The plain net's `|dW| / |W|` runs from 2e-5 (scale 0.7: those layers
   barely learn) to 9 (scale 2: one SGD step with learning rate 0.1 would change the weights by
-  almost their own size), a factor of 400,000 decided by the initial scale alone. The BN net's
-  stay between 0.006 and 0.13.
+  almost their own size), a factor of 400,000 decided by the initial scale alone. The gradient
+  reaching the plain net's activations shrinks about 90-fold from layer 10 down to layer 1 at
+  scale 0.7 (vanishing) and grows about 180-fold at scale 2 (exploding). The BN net's
+  `|dW| / |W|` stay between 0.006 and 0.13.
 - **What BN does not do.** It does not make the gradients uniform: the gradient reaching the
   activations still grows about 6-fold from layer 10 down to layer 1, in all three BN nets. And
   its `|dW| / |W|` still depends on the weight scale, as 1 / scale² (0.049 to 0.13 at 0.7, 0.024
