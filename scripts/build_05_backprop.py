@@ -10,8 +10,8 @@ nb.md(r"""
 A CNN learns by **gradient descent**: nudge every weight a little in the direction that lowers
 the error. For that it needs the gradient of the error with respect to each of its weights, often
 millions of them. **Backpropagation** computes all of them in one backward sweep through the
-network, at about the cost of one forward pass, with nothing more than the chain rule of calculus
-applied one layer at a time. Every layer of this course comes as a pair: a forward pass that
+network, at a small multiple of the cost of one forward pass, with nothing more than the chain
+rule of calculus applied one layer at a time. Every layer of this course comes as a pair: a forward pass that
 returns `(out, cache)` and a backward pass that takes the upstream gradient `dout` and the cache
 and returns the gradients of its inputs and parameters.
 
@@ -740,8 +740,8 @@ Its error shrinks like $h^2$; the **one-sided** difference $(f(x + h e_i) - f(x)
 about $\tfrac{h}{2} f''$, so it only shrinks like $h$. But `h` cannot be too small either: `f` is
 computed with about 16 significant digits in float64 (7 in float32), and dividing round-off by a
 tiny `2h` amplifies it. The sweet spot for the centred difference in float64 is around
-`h = 1e-5`, where it is accurate to about 1e-10; in float32 the best it can do is about 1e-4 or
-1e-5, too coarse to tell a small bug from round-off. **Always check gradients in float64.**
+`h = 1e-5`, where it is accurate to about 1e-10; in float32 it can hardly get below 1e-5, too
+coarse to tell a small bug from round-off. **Always check gradients in float64.**
 """)
 
 nb.code("""
