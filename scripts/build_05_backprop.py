@@ -1053,6 +1053,9 @@ nb.md(r"""
 - Check every backward pass numerically: centred differences, float64, h ≈ 1e-5, relative error
   below 1e-7, and inputs away from kinks.
 
+**Time.** On a two-core machine shared with other work (load average 4 to 10), this notebook ran
+top to bottom in 10 to 17 s, and autograding one learner's copy took about 19 s at load 10.
+
 **Next:** notebook 06 adds batch normalisation, whose backward pass is the hardest of the course,
 and checks it the same way.
 """)
