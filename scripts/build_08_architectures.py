@@ -756,8 +756,8 @@ Write `residual_forward(x, w1, w2, ws=None, stride=1)`:
   projection `conv(x, ws, stride, 0)`, with `ws` of shape `(F, C, 1, 1)`;
 - return `ReLU(F(x) + shortcut)`, shape `(N, F, H_out, W_out)` (`np.maximum(..., 0)` is a ReLU).
 
-The tests compare with cnnlib's `Residual` layer: zero weights (the block is then exactly
-ReLU(x)), identity and projection shortcuts, stride 2, one image, one channel, and (hidden) 20
+The tests compare with cnnlib's `Residual` layer: identity and projection shortcuts, zero
+weights (the block is then exactly ReLU(x)), stride 2, one image, one channel, and (hidden) 20
 random blocks. While your function is checked, cnnlib's layers are switched off; `conv` is given
 a correct version, so use it.
 """, solution='''
@@ -775,8 +775,8 @@ forward_mistakes = grading.residual_forward_mistakes()
 with grading.substitute(globals(), conv=grading.reference_stand_in(grading.residual_conv)):
     x0 = rng.standard_normal((2, 3, 5, 4))
     grading.check_function(residual_forward, grading.residual_forward_reference, [
-        {"x": x0, "w1": np.zeros((3, 3, 3, 3)), "w2": np.zeros((3, 3, 3, 3))},   # F(x) = 0: ReLU(x)
         {"x": x0, "w1": 0.3 * rng.standard_normal((3, 3, 3, 3)), "w2": 0.3 * rng.standard_normal((3, 3, 3, 3))},
+        {"x": x0, "w1": np.zeros((3, 3, 3, 3)), "w2": np.zeros((3, 3, 3, 3))},   # F(x) = 0: ReLU(x)
         {"x": rng.standard_normal((1, 2, 6, 6)), "w1": 0.4 * rng.standard_normal((4, 2, 3, 3)),
          "w2": 0.3 * rng.standard_normal((4, 4, 3, 3)), "ws": rng.standard_normal((4, 2, 1, 1)), "stride": 2},
         {"x": rng.standard_normal((2, 1, 5, 7)), "w1": 0.5 * rng.standard_normal((2, 1, 3, 3)),
@@ -800,7 +800,7 @@ Write `residual_backward(dout, x, w1, w2)` for the block with the identity short
 4. the skip path: x was also added directly, so `dx = dx_block + ds`.
 
 With zero weights the block is ReLU(x), so dx is `dout * (x > 0)`: the whole gradient takes the
-skip path. The tests check that case, then compare with cnnlib's `Residual.backward` and with
+skip path. The tests compare with cnnlib's `Residual.backward` (on that case too) and with
 numerical gradients, and (hidden) 15 random blocks. `conv` and `conv_backward` are given correct
 versions while your function is checked.
 """, solution='''
@@ -823,15 +823,15 @@ stand_ins = {"conv": grading.reference_stand_in(grading.residual_conv),
 with grading.substitute(globals(), **stand_ins):
     x0 = rng.standard_normal((2, 2, 4, 5))
     visible = [
-        {"x": x0, "w1": np.zeros((2, 2, 3, 3)), "w2": np.zeros((2, 2, 3, 3))},   # dx = dout * (x > 0)
         {"x": x0, "w1": 0.4 * rng.standard_normal((2, 2, 3, 3)), "w2": 0.4 * rng.standard_normal((2, 2, 3, 3))},
+        {"x": x0, "w1": np.zeros((2, 2, 3, 3)), "w2": np.zeros((2, 2, 3, 3))},   # dx = dout * (x > 0)
         {"x": rng.standard_normal((1, 3, 5, 5)), "w1": 0.3 * rng.standard_normal((3, 3, 3, 3)),
          "w2": 0.3 * rng.standard_normal((3, 3, 3, 3))},
     ]
     grading.check_function(residual_backward, grading.residual_backward_reference,
                            grading.with_dout(visible, grading.residual_forward_reference, seed=85),
                            outputs=("dx", "dw1", "dw2"), mistakes=backward_mistakes)
-    grading.check_gradients(residual_backward, grading.residual_forward_reference, visible[1:],
+    grading.check_gradients(residual_backward, grading.residual_forward_reference, [visible[0], visible[2]],
                             wrt=["x", "w1", "w2"])
     ### BEGIN HIDDEN TESTS
     hidden = grading.residual_cases(15, seed=80501, projection=False)

@@ -67,8 +67,8 @@ def stack_cases(n: int, *, seed: int, max_layers: int = 7) -> list[dict]:
     layers, at least one stride > 1 in most of them (so the jump matters).
 
     Example:
-        >>> stack_cases(2, seed=0)[0]["layers"][0]
-        (7, 3)
+        >>> [len(case["layers"]) for case in stack_cases(2, seed=0)]
+        [1, 6]
     """
     rng = np.random.default_rng(seed)
     cases = []
@@ -232,26 +232,36 @@ def output_sizes_mistakes() -> list[Mistake]:
     """Wrong size formulas (padding once, padding left out, no +1, stride left out), every layer
     computed from the input size instead of the size before it, and the final size alone."""
 
-    def shown(c: Case) -> str:
-        n, parts = c["n"], []
-        for k, s, p in c["layers"][:2]:
+    formulas = {
+        "padding once": lambda n, k, s, p: (n - k + p) // s + 1,
+        "no padding": lambda n, k, s, p: (n - k) // s + 1,
+        "no + 1": lambda n, k, s, p: (n - k + 2 * p) // s,
+        "no stride": lambda n, k, s, p: n - k + 2 * p + 1,
+    }
+
+    def shown(c: Case, which: str) -> str:
+        """The right computation at the first layer where the wrong formula gives another size."""
+        n = c["n"]
+        for i, (k, s, p) in enumerate(c["layers"]):
             m = (n - k + 2 * p) // s + 1
-            parts.append(f"({n} - {k} + 2*{p}) / {s} + 1 = {m}")
+            if formulas[which](n, k, s, p) != m or i == len(c["layers"]) - 1:
+                return f"layer {i}: ({n} - {k} + 2*{p}) / {s} + 1 = {m}"
             n = m
-        return "; ".join(parts)
+        return ""
 
     def not_chained(c: Case) -> list:
         return [(c["n"] - k + 2 * p) // s + 1 for k, s, p in c["layers"]]
 
+    def wrong(which: str):
+        return lambda c: _sizes(c["n"], c["layers"], formulas[which])
+
     return [
-        Mistake(_hint(lambda c: f"padding adds p zeros on BOTH sides, so it counts twice: {shown(c)}."),
-                lambda c: _sizes(c["n"], c["layers"], lambda n, k, s, p: (n - k + p) // s + 1)),
-        Mistake(_hint(lambda c: f"did you leave out the padding? {shown(c)}."),
-                lambda c: _sizes(c["n"], c["layers"], lambda n, k, s, p: (n - k) // s + 1)),
-        Mistake(_hint(lambda c: f"did you forget the + 1 (the first window)? {shown(c)}."),
-                lambda c: _sizes(c["n"], c["layers"], lambda n, k, s, p: (n - k + 2 * p) // s)),
-        Mistake(_hint(lambda c: f"did you leave out the stride? {shown(c)}."),
-                lambda c: _sizes(c["n"], c["layers"], lambda n, k, s, p: n - k + 2 * p + 1)),
+        Mistake(_hint(lambda c: "padding adds p zeros on BOTH sides, so it counts twice: "
+                                f"{shown(c, 'padding once')}."), wrong("padding once")),
+        Mistake(_hint(lambda c: f"did you leave out the padding? {shown(c, 'no padding')}."), wrong("no padding")),
+        Mistake(_hint(lambda c: f"did you forget the + 1 (the first window)? {shown(c, 'no + 1')}."),
+                wrong("no + 1")),
+        Mistake(_hint(lambda c: f"did you leave out the stride? {shown(c, 'no stride')}."), wrong("no stride")),
         Mistake(_hint("each layer's input is the OUTPUT of the layer before it: update n after every "
                       "layer, not only from the network's input size."), not_chained),
         Mistake(_hint("return the list of sizes after EVERY layer (one int per layer), not only the last."),
@@ -607,7 +617,8 @@ def residual_backward_reference(dout, x, w1, w2) -> tuple[np.ndarray, np.ndarray
 def residual_cases(n: int, *, seed: int, projection: bool | None = None, max_size: int = 7) -> list[dict]:
     """Residual-block cases ``{"x", "w1", "w2", "ws", "stride"}`` (float64, He-scaled weights).
 
-    ``projection``: True gives a 1x1 shortcut ``ws`` (F, C, 1, 1), stride 1 or 2, F != C often;
+    ``projection``: True gives a 1x1 shortcut ``ws`` (F, C, 1, 1), stride 1 or 2, F != C often
+    (and now and then F = C with stride 1, where the identity would have the right shape too);
     False the identity (``ws`` None, stride 1, F = C; the ``ws`` and ``stride`` keys are left out);
     None mixes both. Sizes: N 1-2, C 1-4, odd and non-square H, W.
 
@@ -623,6 +634,8 @@ def residual_cases(n: int, *, seed: int, projection: bool | None = None, max_siz
         H, W = int(rng.integers(2, max_size + 1)), int(rng.integers(2, max_size + 1))
         F_ = int(rng.integers(1, 6)) if proj else C
         stride = int(rng.choice([1, 2])) if proj else 1
+        if proj and i % 4 == 3:  # a projection that keeps the shape: x alone would fit too
+            F_, stride = C, 1
         case = {
             "x": rng.standard_normal((N, C, H, W)),
             "w1": rng.standard_normal((F_, C, 3, 3)) * np.sqrt(2 / (9 * C)),
