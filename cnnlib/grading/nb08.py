@@ -308,7 +308,8 @@ def check_refuses(fn: Callable, cases: Iterable[Case], *, name: str | None = Non
                   + f"\n  hint: refuse with raise {error.__name__}(\"...\") (say which layer and why)")
         else:
             reason = why(case) if why else ""
-            _fail(f"{header}\n  expected a {error.__name__} (this spec must be refused), got {_short(got)}"
+            _fail(f"{header}\n  expected a {error.__name__}: this case must be refused"
+                  f"\n  your function returned {_short(got)}"
                   + (f"\n  hint: {_wrap(reason)}" if reason else ""))
     if not quiet:
         print(f"✔ {name}: refuses {'1 case' if len(cases) == 1 else f'all {len(cases)} cases'}")
