@@ -667,8 +667,8 @@ a layer of 32 units, **20 hidden layers of 32 units**, and 10 outputs: 22 layers
 The plain one stacks Linear + ReLU; the residual one groups the same 20 layers into 10 residual
 blocks `Residual([Linear, ReLU, Linear])`. Both start from the same Glorot initialization
 (Keras' default) and train with the same SGD for 600 steps of 64 images. (Dense layers instead
-of convolutions keep it to seconds in numpy; 3 × 3 convolutions behave the same way, 50 times
-slower.)
+of convolutions keep it to seconds in numpy. With 3 × 3 convolutions the gradients of the two
+networks differ in the same way, but numpy needs minutes to train them.)
 
 First, the gradient that reaches each layer at the start of training, then the learning curves:
 """)
