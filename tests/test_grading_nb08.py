@@ -102,7 +102,13 @@ def test_alexnet_sizes_and_the_224_refusal():
 
 def test_check_refuses_passes_a_refusal_and_explains_every_other_outcome(capsys):
     case = [{"n": 224, "layers": [(11, 4, 0)]}]
-    nb08.check_refuses(nb08.output_sizes_reference, case, name="output_sizes")
+
+    def refuses(n, layers):
+        if (n - layers[0][0]) % layers[0][1]:
+            raise ValueError("layer 0: not a whole number")
+        return [(n - layers[0][0]) // layers[0][1] + 1]
+
+    nb08.check_refuses(refuses, case, name="output_sizes")
     assert "✔ output_sizes: refuses 1 case" in capsys.readouterr().out
 
     def floors(n, layers):
@@ -293,3 +299,17 @@ def test_every_mistake_is_wrong_on_some_generated_case():
         outputs = ("dx", "dw1", "dw2") if exercise == "residual_backward" else "output"
         for m in [m for m in mistakes if isinstance(m, grading.Mistake)]:
             assert any(_wrong_on(m, c, reference, outputs) for c in cases), (exercise, m.text(cases[0])[:60])
+
+
+@pytest.mark.parametrize("reference, case", [
+    (nb08.output_sizes_reference, {"n": 227, "layers": [(11, 4, 0)]}),
+    (nb08.count_params_reference, {"spec": [("fc", 3, 2)]}),
+    (nb08.residual_forward_reference, {"x": np.ones((1, 1, 2, 2)), "w1": np.ones((1, 1, 3, 3)),
+                                       "w2": np.ones((1, 1, 3, 3))}),
+])
+def test_a_solution_that_calls_the_grading_reference_is_refused(reference, case):
+    def cheat(*args):
+        return reference(*args)
+
+    with pytest.raises(GradingFailure, match="your code called cnnlib's reference"):
+        grading.check_function(cheat, reference, [case], quiet=True)

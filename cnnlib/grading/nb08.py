@@ -127,6 +127,7 @@ def receptive_field_mistakes() -> list[Mistake]:
 # exercise 8.2: output sizes through a network, refusing sizes that are not whole numbers
 
 
+@guard.reference  # pure Python: without the guard a learner could call it from their solution
 def output_sizes_reference(n: int, layers: Sequence[tuple[int, int, int]]) -> list[int]:
     """The size after each (kernel, stride, padding) layer, by the article's formula
     (n - k + 2p) / s + 1, refusing a layer whose division is not exact or whose window does not fit.
@@ -279,7 +280,7 @@ def check_refuses(fn: Callable, cases: Iterable[Case], *, name: str | None = Non
 
     Example:
         >>> def sizes(n, layers):
-        ...     return output_sizes_reference(n, layers)
+        ...     raise ValueError("layer 0: (224 - 11) / 4 + 1 = 54.25 is not a whole number")
         >>> check_refuses(sizes, [{"n": 224, "layers": [(11, 4, 0)]}])
         ✔ sizes: refuses 1 case
     """
@@ -347,6 +348,7 @@ def _layer_params(layer: Sequence, bn_per_channel: int = 2, bias_flag: bool = Tr
     return 0
 
 
+@guard.reference
 def count_params_reference(spec: Sequence[Sequence]) -> int:
     """Trainable parameters of a layer-list spec (format in the module docstring), with
     ``cnnlib.shapes.conv2d_params`` / ``linear_params`` and 2 per batch-norm channel.
@@ -594,6 +596,7 @@ def _residual_layer(x, w1, w2, ws=None, stride=1):
     return Residual(Sequential([conv1, ReLU(), conv2]), shortcut)
 
 
+@guard.reference
 def residual_forward_reference(x, w1, w2, ws=None, stride=1) -> np.ndarray:
     """ReLU(conv(ReLU(conv(x, w1, stride, 1)), w2, 1, 1) + shortcut(x)), shortcut = x or
     conv(x, ws, stride, 0), with cnnlib's ``layers.Residual`` in float64.
@@ -606,6 +609,7 @@ def residual_forward_reference(x, w1, w2, ws=None, stride=1) -> np.ndarray:
     return _residual_layer(np.asarray(x), w1, w2, ws, stride)(np.asarray(x, np.float64))
 
 
+@guard.reference
 def residual_backward_reference(dout, x, w1, w2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dx, dw1, dw2)`` of the identity-shortcut block, from cnnlib's ``Residual.backward``."""
     layer = _residual_layer(np.asarray(x), w1, w2)
