@@ -129,8 +129,28 @@ _HOME = {
     "gradient_check_reference": "nb05",
     "gradient_check_cases": "nb05",
     "gradient_check_mistakes": "nb05",
+    "stack_cases": "nb08",
+    "receptive_field_mistakes": "nb08",
+    "output_sizes_reference": "nb08",
+    "size_spec_cases": "nb08",
+    "refused_spec_cases": "nb08",
+    "output_sizes_mistakes": "nb08",
+    "check_refuses": "nb08",
+    "refusal_reason": "nb08",
+    "count_params_reference": "nb08",
+    "famous_networks": "nb08",
+    "param_spec_cases": "nb08",
+    "count_params_mistakes": "nb08",
+    "residual_conv": "nb08",
+    "residual_conv_backward": "nb08",
+    "residual_forward_reference": "nb08",
+    "residual_backward_reference": "nb08",
+    "residual_cases": "nb08",
+    "residual_forward_mistakes": "nb08",
+    "residual_backward_mistakes": "nb08",
 }
 _SUBMODULES = ("guard", "conventions", "cases", "failures", "compare", "mistakes", "references", "checks", "autograde")
+_SUBMODULES += ("nb08",)
 
 __all__ = list(_HOME)
 
