@@ -111,6 +111,22 @@ _HOME = {
     "size_cases": "cases",
     "linear_cases": "cases",
     "array_cases": "cases",
+    "article_lenet": "nb07",
+    "check_lenet": "nb07",
+    "momentum_cases": "nb07",
+    "check_sgd_momentum": "nb07",
+    "epoch_cases": "nb07",
+    "reference_train_epoch": "nb07",
+    "check_train_epoch": "nb07",
+    "accuracy_reference": "nb07",
+    "accuracy_mistakes": "nb07",
+    "confusion_reference": "nb07",
+    "confusion_mistakes": "nb07",
+    "classifier_cases": "nb07",
+    "confident_mistakes_reference": "nb07",
+    "confident_mistakes_mistakes": "nb07",
+    "check_trained_model": "nb07",
+    "check_training_function": "nb07",
 }
 _SUBMODULES = ("guard", "conventions", "cases", "failures", "compare", "mistakes", "references", "checks", "autograde")
 
