@@ -123,6 +123,8 @@ _HOME = {
     "confusion_reference": "nb07",
     "confusion_mistakes": "nb07",
     "classifier_cases": "nb07",
+    "evaluation_reference": "nb07",
+    "evaluation_mistakes": "nb07",
     "confident_mistakes_reference": "nb07",
     "confident_mistakes_mistakes": "nb07",
     "check_trained_model": "nb07",

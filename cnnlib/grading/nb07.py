@@ -47,6 +47,8 @@ __all__ = [
     "confusion_reference",
     "confusion_mistakes",
     "classifier_cases",
+    "evaluation_reference",
+    "evaluation_mistakes",
     "confident_mistakes_reference",
     "confident_mistakes_mistakes",
     "check_trained_model",
@@ -216,6 +218,16 @@ def _lenet_hint(got: list, want: list, first: int) -> str | None:
     return None
 
 
+def _working_prefix(model) -> list:
+    """The summary rows of the longest first part of the model that runs on a 1x32x32 input."""
+    for k in range(len(model) - 1, 0, -1):
+        try:
+            return _rows(model[:k].summary((1, 32, 32)))
+        except Exception:
+            continue
+    return []
+
+
 def _model_error_hint(message: str) -> str:
     if re.search(r"Linear|features|linear", message):
         return f"check the first FC layer's in_features: {_SIZES}."
@@ -246,6 +258,13 @@ def check_lenet(build: Callable, seeds: Sequence[int] = (0,), *, name: str = "bu
             _fail(f"{header}\n  expected a cnnlib.model.Sequential, got {type(model).__name__}; hint: "
                   "return Sequential([Conv2d(...), ReLU(), ...])")
         except (ValueError, TypeError) as exc:
+            prefix = _working_prefix(model)
+            first = next((k for k, (g, w) in enumerate(zip(prefix, want)) if g != w), None)
+            if first is not None:  # a layer before the one that failed is already wrong
+                hint = _lenet_hint(prefix, want, first)
+                _fail(f"{header}\n  layer {first}: expected {_describe_row(want[first])}\n    got "
+                      f"{_describe_row(prefix[first])}\n  and layer {len(prefix)} cannot take its input: {exc}"
+                      + (f"\n  hint: {hint}" if hint else ""))
             _fail(f"{header}\n  your model does not fit a 1x32x32 input: {exc}\n  hint: "
                   + _model_error_hint(str(exc)))
         got = _rows(summary)
@@ -397,8 +416,9 @@ def check_sgd_momentum(step: Callable, cases: Iterable[Case], *, name: str = "sg
                             "exercise, like PyTorch and cnnlib.optim.SGD, stores v = momentum*v + grad and "
                             "moves p -= lr * v.")
                 elif not np.any(v):
-                    hint = ("velocities[i] is still all zeros: `v = momentum * v + g` binds a new local "
-                            "name; store it: velocities[i] = ..., or in place: v *= momentum; v += g.")
+                    hint = ("velocities[i] is still all zeros: the velocity must be kept between steps, "
+                            "in the array you were given (v *= momentum; v += p.grad); `v = momentum * v "
+                            "+ p.grad` only binds a new local array.")
                 else:
                     hint = None
                 _fail(f"{header}\n  {where}, velocities[{i}]: " + _array_diff(right, v)
@@ -648,17 +668,21 @@ def confusion_reference(y_true, y_pred, num_classes) -> np.ndarray:
 
 
 def classifier_cases(n: int, *, seed: int, kind: str = "accuracy") -> list[dict]:
-    """Random cases: ``kind="accuracy"`` gives ``{logits, y}``, ``"confusion"`` gives
+    """Random cases: ``kind="accuracy"`` gives ``{logits, y}``, ``"evaluation"`` gives ``{logits,
+    y, num_classes}``, ``"confusion"`` gives
     ``{y_true, y_pred, num_classes}``, ``"confident"`` gives ``{probs, y, k}`` (no ties)."""
     rng = np.random.default_rng(seed)
     cases = []
     for _ in range(n):
         N, K = int(rng.integers(1, 40)), int(rng.integers(2, 11))
         y = rng.integers(0, K, size=N).astype(np.int64)
-        if kind == "accuracy":
+        if kind in ("accuracy", "evaluation"):
             logits = rng.standard_normal((N, K)) * 3
             logits[np.arange(N), y] += rng.uniform(0, 4, size=N)  # right more often than chance
-            cases.append({"logits": logits, "y": y})
+            case = {"logits": logits, "y": y}
+            if kind == "evaluation":
+                case["num_classes"] = K
+            cases.append(case)
         elif kind == "confusion":
             pred = np.where(rng.random(N) < 0.6, y, rng.integers(0, K, size=N)).astype(np.int64)
             cases.append({"y_true": y, "y_pred": pred, "num_classes": K})
@@ -712,6 +736,47 @@ def confusion_mistakes() -> list[Mistake | ErrorHint]:
                 "(m[t, p] += 1 in a loop, or np.add.at); m[y_true, y_pred] = 1 writes each cell once.",
                 ones),
     ]
+
+
+def evaluation_reference(logits, y, num_classes) -> tuple[float, np.ndarray]:
+    """``(accuracy, confusion matrix)`` of the logits (N, K) against the labels y (N,): the
+    reference of ``evaluate_predictions`` (Exercise 7.4)."""
+    pred = np.asarray(logits).argmax(axis=1)
+    return accuracy_reference(logits, y), confusion_reference(y, pred, num_classes)
+
+
+def evaluation_mistakes() -> list[Mistake | ErrorHint]:
+    """The accuracy mistakes with a right matrix, and the matrix mistakes with a right accuracy."""
+
+    def right(c):
+        return evaluation_reference(*c.values())
+
+    def pred_case(c):
+        return {"y_true": c["y"], "y_pred": np.asarray(c["logits"]).argmax(axis=1), "num_classes": c["num_classes"]}
+
+    def distinct(m: Mistake) -> Mistake:
+        """The mistake applies only where its answer differs from the right one (a symmetric
+        matrix is its own transpose: no hint about transposing then)."""
+        def wrong(c):
+            answer = m.wrong(c)
+            ra, rm = right(c)
+            if np.isclose(float(answer[0]), ra) and np.array_equal(np.asarray(answer[1]), rm):
+                raise KeyError("same as the right answer")
+            return answer
+        return Mistake(m.hint, wrong)
+
+    def with_accuracy(m: Mistake) -> Mistake:
+        return distinct(Mistake(m.hint, lambda c: (m.wrong({"logits": c["logits"], "y": c["y"]}), right(c)[1])))
+
+    def with_matrix(m: Mistake) -> Mistake:
+        return distinct(Mistake(m.hint, lambda c: (right(c)[0], m.wrong(pred_case(c)))))
+
+    acc = accuracy_mistakes()
+    float_counts = Mistake("the counts must be integers: make the matrix with np.zeros((K, K), "
+                           "dtype=np.int64).", lambda c: (right(c)[0], right(c)[1].astype(np.float64)))
+    return ([with_accuracy(m) for m in acc if isinstance(m, Mistake)]
+            + [with_matrix(m) for m in confusion_mistakes() if isinstance(m, Mistake)]
+            + [float_counts] + [h for h in acc if isinstance(h, ErrorHint)])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -816,8 +881,8 @@ def check_trained_model(model: Any, X, y, *, at_least: float = 0.95, name: str =
 def check_training_function(train: Callable, X, y, *, subset: int = 64, seed: int = 0,
                             min_accuracy: float | None = None, name: str = "train_lenet",
                             quiet: bool = False) -> None:
-    """Run ``train(X_sub, y_sub, rng)`` on ``subset`` examples drawn with ``seed``: it must return
-    a model whose ``forward`` gives finite (N, 10) logits, and with ``min_accuracy`` classify at
+    """Run ``train(X_sub, y_sub, X_val, y_val, rng)`` on ``subset`` examples drawn with ``seed`` (32
+    others to watch): it must return ``(model, history)`` (or the model) where the model's ``forward`` gives finite (N, 10) logits, and with ``min_accuracy`` classify at
     least that fraction of the examples it was trained on. cnnlib is allowed (fit, Adam, lenet).
     """
     __tracebackhide__ = True
@@ -826,8 +891,10 @@ def check_training_function(train: Callable, X, y, *, subset: int = 64, seed: in
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(X), size=min(subset, len(X)), replace=False)
     Xs, ys = X[idx], y[idx]
+    rest = np.setdiff1d(np.arange(len(X)), idx)[:32]
     header = f"{name}: trained on {len(idx)} images (seed={seed})"
-    model = _call(train, (Xs, ys, np.random.default_rng(seed)), name, header, blocked=False)
+    result = _call(train, (Xs, ys, X[rest], y[rest], np.random.default_rng(seed)), name, header, blocked=False)
+    model = result[0] if isinstance(result, tuple) and result else result
     if model is None or not hasattr(model, "forward"):
         _fail(f"{header}\n  expected the trained model, got {type(model).__name__}; hint: "
               "`return model` (fit returns the history, the model is trained in place).")
