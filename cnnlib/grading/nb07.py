@@ -870,7 +870,7 @@ def check_trained_model(model: Any, X, y, *, at_least: float = 0.95, name: str =
             hint = ("no better than guessing: did the training run on the returned model? (a new "
                     "model, lr=0, or a learning rate so large that the net died all give ~10%)")
         else:
-            hint = ("train longer or better: more epochs, Adam(model.parameters(), lr=1e-3 to 2e-3), "
+            hint = ("train longer or better: more epochs, Adam(model.parameters(), lr=1e-3 to 3e-3), "
                     "batches of 32-64 (5 epochs on the sample take a few seconds)")
         _fail(f"{name}: accuracy {acc:.4f} on the {len(X):,} held-out images, below the bar of "
               f"{at_least:.2f} ({int(round(acc * len(X)))} of {len(X):,} right).\n  hint: {hint}.")

@@ -358,7 +358,7 @@ WRONG = {
             history = fit(model, Adam(model.parameters(), lr=0.5), X, y, epochs=2, batch_size=32,
                           validation_data=(X_val, y_val), rng=rng)
             """,
-            hint="no better than guessing",
+            hint="learning rate",
         ),
     ],
 }
