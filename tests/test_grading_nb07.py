@@ -54,7 +54,9 @@ def base():
     for gid, src in CELLS.items():
         if gid.endswith("_setup") or "_data_" in gid:
             exec(compile(src, gid, "exec"), ns)
-    return ns
+    yield ns
+    if "_blas_threads" in ns:  # the setup cell's one-BLAS-thread limit: not for the other tests
+        ns["_blas_threads"].restore_original_limits()
 
 
 def run_exercise(base: dict, n: int, region: str | None = None) -> str | None:

@@ -792,6 +792,17 @@ def confident_mistakes_reference(probs, y, k) -> np.ndarray:
     return wrong[np.argsort(-conf, kind="stable")][:k].astype(np.int64)
 
 
+def _same_answer(f, g, case) -> bool:
+    return np.array_equal(f(case), g(case))
+
+
+def _unless_same(f, g, case):
+    """f's answer, unless g gives the same (then g's mistake carries the hint)."""
+    if _same_answer(f, g, case):
+        raise KeyError("the same answer as another mistake")
+    return f(case)
+
+
 def confident_mistakes_mistakes() -> list[Mistake]:
     """Correct examples included; least confident first; confidence in the true class; positions
     among the mistakes instead of indices into the batch."""
@@ -819,10 +830,14 @@ def confident_mistakes_mistakes() -> list[Mistake]:
     return [
         Mistake("your list includes examples the model got RIGHT: keep only those with "
                 "probs.argmax(axis=1) != y.", with_correct),
-        Mistake("the LEAST confident mistakes came first: sort by confidence in decreasing order "
-                "(np.argsort(-confidence)).", ascending),
+        Mistake(lambda c: "the LEAST confident mistakes came first: sort by confidence in decreasing order "
+                          "(np.argsort(-confidence))" + (
+                              "; or did you sort by the probability of the true class (on this case both "
+                              "orders agree)? The confidence is probs.max(axis=1)."
+                              if _same_answer(ascending, true_class, c) else "."), ascending),
         Mistake("you sorted by the probability of the TRUE class: the confidence of a mistake is "
-                "the probability of the class it predicted, probs.max(axis=1).", true_class),
+                "the probability of the class it predicted, probs.max(axis=1).",
+                lambda c: _unless_same(true_class, ascending, c)),
         Mistake("those are positions in the list of mistakes: return indices into the whole batch "
                 "(wrong[order], where wrong = np.flatnonzero(...)).", positions),
     ]
