@@ -26,6 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from cnnlib.grading.guard import reference
+
 __all__ = [
     "show_image_pair",
     "show_kernels",
@@ -538,6 +540,7 @@ def plot_history(history, title="learning curves") -> Figure:
     return fig
 
 
+@reference
 def confusion_matrix(y_true, y_pred, num_classes=None) -> np.ndarray:
     """Count how often each true class was predicted as each class.
 
