@@ -72,7 +72,7 @@ def failure(fn, reference, cases, **kwargs) -> str:
     """The message of the GradingFailure that check_function raises."""
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(fn, reference, cases, quiet=True, **kwargs)
-    return str(info.value)
+    return info.value.message
 
 
 # ------------------------------------------------------------------------------------------------
@@ -238,11 +238,20 @@ def test_integer_output_where_floats_are_expected():
     assert "got uint8" in message and "np.zeros_like" in message
 
 
-def test_exact_dtype_when_asked():
+def test_the_dtype_rule_is_enforced_by_default():
+    """One dtype rule everywhere: float32 in, float32 out (exact_dtype=False relaxes it)."""
     case = {"x": np.ones((1, 1, 2, 2), np.float32), "padding": 1}
-    grading.check_function(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], quiet=True)
-    message = failure(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], exact_dtype=True)
+    grading.check_function(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], quiet=True,
+                           exact_dtype=False)
+    message = failure(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case])
     assert "expected output dtype float32, got float64" in message
+    assert "dtype=x.dtype" in message
+
+
+def test_float_counts_fail_where_integers_are_expected():
+    """02 ex 2.2 says "an integer array": float counts must not pass."""
+    message = failure(lambda n: np.ones(n), lambda n: np.ones(n, dtype=int), [{"n": 3}])
+    assert "expected output dtype int64, got float64" in message and "dtype=int" in message
 
 
 def test_a_list_is_not_an_array():
@@ -256,7 +265,7 @@ def test_a_learners_exception_is_reported_with_the_case_and_chained():
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(broken, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], quiet=True)
-    message = str(info.value)
+    message = info.value.message
     assert message.startswith("broken, case 1 of 1: x (1, 1, 2, 2), padding=1\n")
     assert "your function raised IndexError: index 5 is out of bounds for axis 0 with size 1" in message
     assert "in broken (return x[5, 0, 0, 0])" in message
@@ -269,7 +278,7 @@ def test_not_implemented_yet_is_short_and_friendly():
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(todo, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], quiet=True)
-    assert str(info.value) == (
+    assert info.value.message == (
         "todo: not implemented yet. Replace `raise NotImplementedError()` with your code and run the cell again."
     )
     assert info.value.__cause__ is None and info.value.__suppress_context__
@@ -294,7 +303,7 @@ def test_calling_the_reference_is_refused_and_named():
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(cheat, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], name="pad2d", quiet=True)
-    message = str(info.value)
+    message = info.value.message
     assert message.startswith("pad2d, case 1 of 1: x (1, 1, 2, 2), padding=1\n")
     assert "pad2d: your code called cnnlib's reference `cnnlib.functional.pad2d`" in message
     assert isinstance(info.value.__cause__, _guard.ReferenceBlockedError)
@@ -412,7 +421,7 @@ def test_check_gradients_against_numerical_gradients(capsys):
 
     with pytest.raises(grading.GradingFailure, match="dw: .* values differ") as info:
         grading.check_gradients(wrong_dw, lambda x, w, b: x @ w + b, cases, wrt=("x", "w", "b"))
-    assert "numerical gradients" in str(info.value)
+    assert "numerical gradients" in info.value.message
 
 
 def test_jupyter_shows_the_learners_traceback_then_the_message_and_no_grader_frames():
@@ -472,7 +481,7 @@ def test_padding_the_channel_axis_gets_a_hint_although_numpy_raised():
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(conv_naive_padding_all_axes, F.conv2d, [STYLE_CASE], name="conv_forward_naive",
                                mistakes=grading.conv_mistakes(F.conv2d), quiet=True)
-    message = str(info.value)
+    message = info.value.message
     assert message.startswith("conv_forward_naive, case 1 of 1: x (2, 3, 7, 5), w (4, 3, 3, 3)")
     assert "your function raised ValueError: operands could not be broadcast together" in message
     assert "in conv_naive_padding_all_axes (out[n, f, i, j] = np.sum(window * w[f]) + b[f])" in message
@@ -516,7 +525,7 @@ def test_exception_hints_of_the_exercise_come_first_then_the_common_ones():
 
 
 @pytest.mark.parametrize("body,words", [
-    ("out = np.zeros(2); out[0] = x; return out", "ONE number goes"),
+    ("out = np.zeros(2); out[0] = x; return out", "where one number goes"),
     ("return x.reshape(3, 5)", "keeps the number of values"),
     ("return np.ones((2, 3)) @ np.ones((2, 3))", "A @ B"),
     ("return x[7]", "loops run over the output size"),
@@ -612,7 +621,7 @@ def test_substitute_restores_after_a_failure_and_removes_what_was_absent():
     assert "conv_params" not in globals()
     assert not _guard.is_blocked()
     assert ("note: for this check your `conv_params` was replaced by a correct version, so the problem is in "
-            "model_params itself.") in str(info.value)
+            "model_params itself.") in info.value.message
     with pytest.raises(TypeError, match="expected globals"):
         with grading.substitute(42, conv_params=stand_in):
             pass
@@ -648,7 +657,7 @@ def test_the_learners_own_code_is_still_refused_the_reference():
                              (unwraps_the_stand_in, "your code called cnnlib's reference")]:
             with pytest.raises(grading.GradingFailure) as info:
                 grading.check_function(cheat, lambda *a: [208], MODEL_CASES, name="model_params", quiet=True)
-            assert words in str(info.value), cheat.__name__
+            assert words in info.value.message, cheat.__name__
             assert isinstance(info.value.__cause__, _guard.ReferenceBlockedError)
 
 
@@ -735,7 +744,7 @@ def test_check_gradients_of_a_backward_that_takes_x_shape(capsys):
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_gradients(twice, F.avg_pool2d_forward, cases, wrt=["x"], by_shape=["x"], quiet=True)
-    assert str(info.value).startswith(f"twice, case 1 of 4: x_shape={cases[0]['x'].shape}, kernel_size=")
+    assert info.value.message.startswith(f"twice, case 1 of 4: x_shape={cases[0]['x'].shape}, kernel_size=")
 
 
 def test_backward_reference_and_check_function_with_x_shape(capsys):

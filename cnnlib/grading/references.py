@@ -192,3 +192,62 @@ def conv2d_hw(image: np.ndarray, kernel: np.ndarray, stride: Any = 1, padding: A
     if kernel.dtype.kind in "biu":
         kernel = kernel.astype(np.float64)
     return F.conv2d(image[None, None], kernel[None, None], None, stride, padding)[0, 0]
+
+
+class _Forbidden:
+    """A function of the learner's that a later exercise must not call (see :func:`forbidden`)."""
+
+    def __init__(self, name: str, why: str):
+        self.__name__ = self.__qualname__ = name
+        self._why = why
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise guard.ReferenceBlockedError(
+            f"{guard.current() or 'your function'}: your code called your `{self.__name__}`. {self._why}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{self.__name__}: not to be called here>"
+
+
+def forbidden(name: str, why: str) -> Callable:
+    """A stand-in that refuses to run, for :func:`substitute`: the exercise being checked must not
+    call the learner's function ``name`` (a vectorized exercise calling the loop version).
+
+    Example:
+        >>> def fast(x):
+        ...     return slow(x)
+        >>> def slow(x):
+        ...     return x
+        >>> with substitute(globals(), slow=forbidden("slow", "Write it without loops.")):
+        ...     fast(1)
+        Traceback (most recent call last):
+        ...
+        cnnlib.grading.guard.ReferenceBlockedError: your function: your code called your `slow`. Write it without loops.
+    """
+    return _Forbidden(name, why)
+
+
+@guard.reference
+def conv2d_loops(x: np.ndarray, w: np.ndarray, b: Any = None, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Convolution (cross-correlation) of x (N, C, H, W) with w (F, C, KH, KW) by plain loops over
+    images, filters and output positions: the slow baseline of :func:`check_faster`.
+
+    Example:
+        >>> from cnnlib import functional as F
+        >>> x, w = np.ones((1, 2, 4, 4)), np.ones((3, 2, 3, 3))
+        >>> np.allclose(conv2d_loops(x, w, np.zeros(3), 1, 1), F.conv2d(x, w, np.zeros(3), 1, 1))
+        True
+    """
+    N, C, H, W = x.shape
+    F_, _, KH, KW = w.shape
+    H_out, W_out = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    out = np.zeros((N, F_, H_out, W_out), dtype=np.result_type(x, w))
+    for n in range(N):
+        for f in range(F_):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x_pad[n, :, i * stride:i * stride + KH, j * stride:j * stride + KW]
+                    out[n, f, i, j] = np.sum(window * w[f]) + (0 if b is None else b[f])
+    return out
