@@ -134,8 +134,9 @@ CONV_MISTAKES = [
     ("forgot stride", lambda x, w, b, s, p: conv_naive(x, w, b, 1, p), "did you leave out the stride?"),
     ("flipped kernel", lambda x, w, b, s, p: conv_naive(x, w[..., ::-1, ::-1], b, s, p), "TRUE convolution"),
     ("stride only in the size", lambda x, w, b, s, p: conv_naive(x, w, b, 1, p)[..., :4, :3], "moved by 1 pixel"),
-    ("one-sided padding", lambda x, w, b, s, p: conv_naive(np.pad(x, ((0, 0), (0, 0), (p, 0), (p, 0))), w, b, s, 0),
-     "one side only"),
+    ("output size of the unpadded input", lambda x, w, b, s, p: conv_naive(x, w, b, s, p)[..., :3, :2],
+     "comes from the PADDED input"),
+    ("channel 0 only", lambda x, w, b, s, p: conv_naive(x[:, :1], w[:, :1], b, s, p), "input channel 0 only"),
     ("forgot bias", lambda x, w, b, s, p: conv_naive(x, w, np.zeros_like(b), s, p), "forget to add the bias"),
 ]
 
@@ -146,6 +147,18 @@ def test_each_conv_mistake_gets_its_hint(label, fn, hint):
     assert "case 1 of 1: x (2, 3, 7, 5), w (4, 3, 3, 3), b (4,), stride=2, padding=1" in message
     hints = [line for line in message.splitlines() if line.strip().startswith("hint:")]
     assert len(hints) == 1 and hint in hints[0], message
+
+
+def test_one_sided_padding_is_told_apart_from_an_unpadded_size():
+    """With stride 2 the two mistakes give the same numbers on STYLE_CASE (the size from the
+    unpadded input wins, as the commoner); with stride 1 the one-sided padding shows."""
+    case = dict(STYLE_CASE, stride=1)
+    one_sided = lambda x, w, b, s, p: conv_naive(np.pad(x, ((0, 0), (0, 0), (p, 0), (p, 0))), w, b, s, 0)
+    message = failure(one_sided, F.conv2d, [case], mistakes=grading.conv_mistakes(F.conv2d))
+    assert "one side only" in hint_of(message) and "PADDED input" not in message, message
+    unpadded = lambda x, w, b, s, p: conv_naive(x, w, b, s, p)[..., :5, :3]
+    message = failure(unpadded, F.conv2d, [case], mistakes=grading.conv_mistakes(F.conv2d))
+    assert "comes from the PADDED input" in hint_of(message) and "one side" not in message, message
 
 
 def test_swapped_height_and_width_is_spotted():

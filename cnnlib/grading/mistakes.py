@@ -255,6 +255,11 @@ def conv_mistakes(
             "(i, j) starts at input row i*stride and column j*stride.",
             unit_stride_cropped,
         ), stride),
+        # before "one side only": on the top-left windows the two give the same numbers, and a
+        # size computed from the unpadded input is by far the commoner mistake
+        _needs(Mistake(
+            lambda c: "the output size comes from the PADDED input: " + formula(c, "padding").split(";")[0]
+            + "; your output has the size of the unpadded input's windows.", unpadded_size), padding),
         _needs(Mistake(
             "zeros were added on one side only: padding adds `padding` rows at the top AND the "
             "bottom, and `padding` columns on the left AND the right.",
@@ -265,9 +270,6 @@ def conv_mistakes(
             swapped,
         ),
     ]
-    mistakes.append(_needs(Mistake(
-        lambda c: "the output size comes from the PADDED input: " + formula(c, "padding").split(";")[0]
-        + "; your output has the size of the unpadded input's windows.", unpadded_size), padding))
     mistakes.append(Mistake(
         "your output uses input channel 0 only: a filter covers ALL input channels. Multiply the "
         "window of every channel, x_pad[n, :, rows, cols], by w[f] and sum it all (then add b[f]).",
