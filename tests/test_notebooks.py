@@ -204,3 +204,45 @@ def test_every_figure_has_a_title_and_labelled_axes(assignment, name):
         if cell.cell_type == "code" and "plt.subplots" in cell.source:
             src = cell.source
             assert "set_title" in src and "set_xlabel" in src and "set_ylabel" in src, src[:200]
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 11: what a learner reads
+
+
+@pytest.mark.parametrize("assignment,name", NOTEBOOKS)
+def test_sources_are_cited_and_never_called_seeds(assignment, name):
+    """A references cell names the articles by title and author; the text says "the article", and
+    the word "seed" appears nowhere a learner reads it (hidden tests are not in the release)."""
+    nb = C.read(C.RELEASE / assignment / name)
+    refs = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## References")]
+    assert len(refs) == 1, f"{name}: one references cell (nb.references(...) in the build script)"
+    assert refs[0].source.count("\n- **") >= 1 and "CSDN" in refs[0].source + "Towards Data Science"
+    for cell in nb.cells:
+        text = cell.source if cell.cell_type == "markdown" else re.sub(r"#.*", "", cell.source)
+        words = re.findall(r"(?i)\bseed\b(?!\s*=)", text)
+        assert not words, f"{name}: 'seed' in a {cell.cell_type} cell: {cell.source[:200]}"
+    comments = [line for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+                if re.search(r"(?i)#.*\bseed\b", line)]
+    assert not comments, f"{name}: 'seed' in a comment: {comments[:2]}"
+
+
+@pytest.mark.parametrize("assignment,name", NOTEBOOKS)
+def test_the_rules_are_stated_in_every_notebook(assignment, name):
+    """One dtype rule and the library shortcuts, stated the same way in every notebook."""
+    import sys
+
+    sys.path.insert(0, str(C.REPO / "scripts"))
+    from nbbuild import RULES
+
+    intro = next(c.source for c in C.read(C.SOLUTIONS / assignment / name).cells if c.cell_type == "markdown")
+    assert RULES in intro, f"{name}: the first cell must state nbbuild.RULES"
+
+
+def test_the_widget_has_a_static_figure_beside_it(executed):
+    """02 promises a static picture of the interactive widget when run headless."""
+    nb, _ = executed("02_padding_and_stride", "02_padding_and_stride.ipynb")
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "interactive_sliding_window(" in c.source)
+    kinds = [set(o.get("data", {})) for o in cell.outputs]
+    assert any("image/png" in k for k in kinds), f"no static figure next to the widget: {kinds}"
+    assert any("application/vnd.jupyter.widget-view+json" in k for k in kinds), kinds

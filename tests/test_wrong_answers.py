@@ -187,3 +187,43 @@ def test_wrong_answers_through_nbgrader(name, course, record_property):
                 problems.append(f"{learner}: {gid} (solved) scored {scores[gid]} of {top}: "
                                 f"{flat(outputs[gid])[-300:]}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name,exercise", [(n, e) for n in CATALOGUES for e in sorted(catalogue(n).WRONG)])
+def test_a_hint_fires_only_for_its_own_mistake(name, exercise):
+    """Each hint: its wrong answer gets it (above) and the exercise's other wrong answers do not."""
+    mod = catalogue(name)
+    wrongs = mod.WRONG[exercise]
+    messages = [flat(run_test_cell(mod.ASSIGNMENT, exercise, w.region) or "") for w in wrongs]
+    misfires = [f"{b.label!r} got the hint of {a.label!r}" for a in wrongs if a.hint for b, text in zip(wrongs, messages)
+                if b is not a and flat(b.hint or "") != flat(a.hint) and flat(a.hint) in text]
+    assert not misfires, "\n".join(misfires)
+
+
+def test_messages_survive_nbgrader_validate(tmp_path):
+    """nbgrader validate (the command and the Validate button) cuts lines at 90 characters: a
+    failing exercise's full hint must still reach the learner."""
+    import io
+
+    import nbformat
+    from nbgrader.validator import Validator
+
+    C.put_venv_on_path()
+    mod = catalogue("nb02")
+    wrong = mod.WRONG[3][1]  # pad2d padding one side only: a long hint
+    source = C.read(C.SOLUTIONS / mod.ASSIGNMENT / f"{mod.ASSIGNMENT}.ipynb")
+    path = tmp_path / f"{mod.ASSIGNMENT}.ipynb"
+    nbformat.write(_submission(source, source, {3: wrong}), str(path))
+    validator = Validator(config=C.repo_config())
+    validator.stream = io.StringIO()
+    validator.validate_and_print(str(path))
+    shown = ANSI.sub("", validator.stream.getvalue())
+    assert "The error was:" in shown, shown[-2000:]
+    shown = shown.split("The error was:", 1)[1]  # after the failing cell's source
+    assert flat(wrong.hint) in flat(shown), shown[-2000:]
+    from cnnlib.grading.mistakes import pad_mistakes
+
+    full = next(m.hint for m in pad_mistakes() if isinstance(getattr(m, "hint", None), str) and "one side" in m.hint)
+    assert flat(full) in flat(shown), f"the hint was cut:\n{shown[-2000:]}"
+    cut = [line for line in shown.splitlines() if len(line) >= validator.width - 3 and line.endswith("...")]
+    assert not cut, cut

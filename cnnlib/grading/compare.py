@@ -156,14 +156,15 @@ def _where(bad: np.ndarray) -> str:
     'only on the border (first/last rows and columns)', ...; '' when they are everywhere."""
     if bad.ndim == 0 or bad.all():
         return ""
-    parts = []
+    parts, spatial = [], False
     for axis in range(bad.ndim):
         hit = np.flatnonzero(bad.any(axis=tuple(a for a in range(bad.ndim) if a != axis)))
         if bad.shape[axis] > 1 and len(hit) < bad.shape[axis]:
             shown = ", ".join(str(v) for v in hit[:4]) + (", ..." if len(hit) > 4 else "")
             parts.append(f"index {shown} of axis {axis}" if len(hit) == 1
                          else f"indices {shown} of axis {axis}")
-    if bad.ndim >= 2 and bad.shape[-1] > 2 and bad.shape[-2] > 2:
+            spatial |= axis >= bad.ndim - 2 and len(hit) <= 2
+    if not spatial and bad.ndim >= 2 and bad.shape[-1] > 2 and bad.shape[-2] > 2:
         inner = bad[..., 1:-1, 1:-1]
         if not inner.any():
             return ("only on the border (the first or last rows and columns of the last two axes); "
@@ -228,6 +229,8 @@ def _hints(got, expected, case, outputs, mistakes, rtol, atol, history=()) -> li
             continue
         if _check_result(got, wrong, outputs, rtol, atol, False):
             continue
+        if not _check_result(expected, wrong, outputs, rtol, atol, False):
+            continue  # on this case the mistake gives the right answer: it explains nothing
         if all(_consistent(m, c, g, outputs, rtol, atol) for c, g in history):
             return ["hint: " + m.text(case)]
     return []
