@@ -194,22 +194,6 @@ def conv2d_hw(image: np.ndarray, kernel: np.ndarray, stride: Any = 1, padding: A
     return F.conv2d(image[None, None], kernel[None, None], None, stride, padding)[0, 0]
 
 
-class _Forbidden:
-    """A function of the learner's that a later exercise must not call (see :func:`forbidden`)."""
-
-    def __init__(self, name: str, why: str):
-        self.__name__ = self.__qualname__ = name
-        self._why = why
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise guard.ReferenceBlockedError(
-            f"{guard.current() or 'your function'}: your code called your `{self.__name__}`. {self._why}"
-        )
-
-    def __repr__(self) -> str:
-        return f"<{self.__name__}: not to be called here>"
-
-
 def forbidden(name: str, why: str) -> Callable:
     """A stand-in that refuses to run, for :func:`substitute`: the exercise being checked must not
     call the learner's function ``name`` (a vectorized exercise calling the loop version).
@@ -225,7 +209,13 @@ def forbidden(name: str, why: str) -> Callable:
         ...
         cnnlib.grading.guard.ReferenceBlockedError: your function: your code called your `slow`. Write it without loops.
     """
-    return _Forbidden(name, why)
+    def refuse(*args: Any, **kwargs: Any) -> Any:  # a plain function: a judge can pass it anywhere
+        raise guard.ReferenceBlockedError(
+            f"{guard.current() or 'your function'}: your code called your `{name}`. {why}"
+        )
+
+    refuse.__name__ = refuse.__qualname__ = name
+    return refuse
 
 
 @guard.reference
@@ -251,3 +241,23 @@ def conv2d_loops(x: np.ndarray, w: np.ndarray, b: Any = None, stride: int = 1, p
                     window = x_pad[n, :, i * stride:i * stride + KH, j * stride:j * stride + KW]
                     out[n, f, i, j] = np.sum(window * w[f]) + (0 if b is None else b[f])
     return out
+
+
+@guard.reference
+def im2col_reference(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The windows of x (N, C, H, W) as columns, (N, C*kh*kw, H_out*W_out): row c*kh*kw + i*kw + j,
+    column oh*W_out + ow (notebook 03's layout). A stand-in for a later exercise that calls the
+    learner's im2col; refused, like cnnlib, while an exercise is checked.
+
+    Example:
+        >>> im2col_reference(np.arange(9.0).reshape(1, 1, 3, 3), 2, 2)[0]
+        array([[0., 1., 3., 4.],
+               [1., 2., 4., 5.],
+               [3., 4., 6., 7.],
+               [4., 5., 7., 8.]])
+    """
+    N, C = x.shape[:2]
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+    H_out, W_out = windows.shape[2:4]
+    return np.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3)).reshape(N, C * kh * kw, H_out * W_out)
