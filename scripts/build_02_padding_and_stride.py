@@ -397,9 +397,9 @@ nb.md(r"""
 ## 6. Try it yourself
 
 Drag the sliders: input size, kernel size, stride, padding, and the position of the window. The
-title shows the formula with your numbers. (The sliders need a running notebook; a static copy,
-such as a notebook run without a browser, shows the picture below the sliders' starting
-settings instead.) Try to find settings where the last window does not fit and
+title shows the formula with your numbers. (The sliders need a running notebook. For a static copy,
+such as a notebook run without a browser, the cell also draws a plain picture of the starting
+settings.) Try to find settings where the last window does not fit and
 is dropped, and settings that keep the size ('same').
 """)
 

@@ -416,7 +416,7 @@ def pad_mistakes(*, x: str = "x", padding: str = "padding") -> list[Mistake | Er
                 f"np.isscalar(padding) else padding.")
 
     return [
-        ErrorHint(Exception, None, pair_padding),
+        ErrorHint((TypeError, ValueError), None, pair_padding),
         Mistake(
             "you padded every axis: only H and W get zeros; the batch (N) and channel (C) axes keep "
             "their size, e.g. np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))).",
