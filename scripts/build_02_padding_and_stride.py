@@ -404,12 +404,16 @@ is dropped, and settings that keep the size ('same').
 """)
 
 nb.code("""
-from IPython.display import display
+import io
+from IPython.display import Image, display
 
-# a static picture of the starting settings, for copies of the notebook without a running kernel
-display(viz.show_sliding_window(7, 3, stride=2, padding=1, position=(0, 0),
-                                title="7 x 7 input, 3 x 3 kernel, stride 2, padding 1 (the sliders' start)"))
-plt.close("all")
+# a static picture of the starting settings, kept in the saved notebook (widgets are not)
+picture = viz.show_sliding_window(7, 3, stride=2, padding=1, position=(0, 0),
+                                  title="7 x 7 input, 3 x 3 kernel, stride 2, padding 1 (the sliders' start)")
+png = io.BytesIO()
+picture.savefig(png, format="png")
+plt.close(picture)
+display(Image(png.getvalue()))
 viz.interactive_sliding_window(input_size=7, kernel_size=3, stride=2, padding=1)
 """)
 
