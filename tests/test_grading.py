@@ -881,7 +881,7 @@ def conv_fast(x, w, b, stride=1, padding=0):
     """A learner's vectorized convolution (windows by sliding_window_view, one einsum)."""
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     windows = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::stride, ::stride]
-    return np.einsum("nchwij,fcij->nfhw", windows, w) + b[None, :, None, None]
+    return np.einsum("nchwij,fcij->nfhw", windows, w, optimize=True) + b[None, :, None, None]
 
 
 def test_bias_without_its_axis_is_named_not_the_channel_axis():
@@ -953,7 +953,7 @@ def test_where_the_values_differ():
 
 
 def test_check_faster_tells_loops_from_a_matrix_product():
-    case = {"x": np.ones((2, 3, 12, 12)), "w": np.ones((4, 3, 3, 3)), "b": np.zeros(4), "stride": 1, "padding": 1}
+    case = {"x": np.ones((2, 3, 16, 16)), "w": np.ones((8, 3, 3, 3)), "b": np.zeros(8), "stride": 1, "padding": 1}
     grading.check_faster(conv_fast, grading.conv2d_loops, case, quiet=True)
     with pytest.raises(grading.GradingFailure, match="about as long as plain loops"):
         grading.check_faster(conv_naive, grading.conv2d_loops, case, name="conv_forward_im2col")

@@ -215,10 +215,11 @@ def _call_learner(
     for key, old, new in zip(case.keys(), before, args):
         changed = _changed(old, new)
         if changed:
+            fix = ("build a new list (list(...), a + [...], a list comprehension)" if isinstance(old, list)
+                   else "write to a new array (np.zeros(...), np.pad(...), x.copy())")
             raise GradingFailure(
                 f"{header}\n  your function changed its input `{key}` in place ({changed}); "
-                f"hint: leave the inputs alone and write to a new array (np.zeros(...), np.pad(...), "
-                f"x.copy())" + note
+                f"hint: leave the inputs alone and {fix}" + note
             )
     return got
 
@@ -271,8 +272,11 @@ def check_faster(
         return min(times)
 
     args = list(copy.deepcopy(list(case.values())))
-    slow = best(lambda: loops(*copy.deepcopy(args)), 1)
-    fast = best(lambda: _call_learner(fn, dict(zip(case.keys(), copy.deepcopy(args))), name, header), repeats)
+    for _attempt in range(2):  # a second look before failing: a busy machine can stall one run
+        slow = best(lambda: loops(*copy.deepcopy(args)), 1)
+        fast = best(lambda: _call_learner(fn, dict(zip(case.keys(), copy.deepcopy(args))), name, header), repeats)
+        if fast * factor <= slow:
+            break
     if fast * factor > slow:
         _fail(f"{header}\n  your function took {fast * 1e3:.1f} ms, about as long as plain loops "
               f"({slow * 1e3:.1f} ms); it must be at least {factor:g} times faster. No loops here: "

@@ -92,7 +92,7 @@ def _compare(got: Any, expected: Any, label: str, rtol: float, atol: float, exac
         if isinstance(got, np.ndarray) and got.ndim == 0:
             got = got.item()
         if isinstance(got, (bool, np.bool_)) or not isinstance(got, numbers.Real):
-            return [f"expected {label} {expected!r} (a number), got {_short(got)} ({type(got).__name__})"]
+            return [f"expected {label} {float(expected):.6g} (a number), got {_short(got)} ({type(got).__name__})"]
         ok = math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol) or (
             math.isnan(float(got)) and math.isnan(float(expected)))
         return [] if ok else [f"expected {label} {float(expected):.6g}, got {float(got):.6g}"]
@@ -164,7 +164,7 @@ def _where(bad: np.ndarray) -> str:
             parts.append(f"index {shown} of axis {axis}" if len(hit) == 1
                          else f"indices {shown} of axis {axis}")
             spatial |= axis >= bad.ndim - 2 and len(hit) <= 2
-    if not spatial and bad.ndim >= 2 and bad.shape[-1] > 2 and bad.shape[-2] > 2:
+    if not spatial and bad.ndim >= 2 and bad.shape[-1] > 3 and bad.shape[-2] > 3:
         inner = bad[..., 1:-1, 1:-1]
         if not inner.any():
             return ("only on the border (the first or last rows and columns of the last two axes); "

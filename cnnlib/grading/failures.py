@@ -42,6 +42,8 @@ def wrap_message(message: str, width: int = WIDTH) -> str:
             out.append(line)
             continue
         indent = line[: len(line) - len(line.lstrip())]
+        # keep "(3, 3)" and "padding=(1, 2)" in one piece: break between arguments, not inside them
+        line = re.sub(r"(?:\b\w+ )?\([^()]{0,40}\)", lambda m: m[0].replace(" ", "\x00"), line)
         label = re.match(r"\s*(hint|note|where|expected|your function raised)\b:?\s*", line)
         extra = " " * 6 if label and label.group(1) in ("hint", "note", "where") else "  "
         first = textwrap.wrap(line.strip(), width=limit - len(indent), break_on_hyphens=False,
@@ -50,7 +52,7 @@ def wrap_message(message: str, width: int = WIDTH) -> str:
                              break_on_hyphens=False, break_long_words=True)
         out.append(indent + first[0])
         out.extend(indent + extra + r for r in rest)
-    return "\n".join(out)
+    return "\n".join(out).replace("\x00", " ")
 
 
 class GradingFailure(AssertionError):

@@ -100,11 +100,12 @@ def substitute(namespace: MutableMapping[str, Any] | Callable, /, **stand_ins: A
     for f in armed:
         f._armed += 1
     ns.update(stand_ins)
-    _substituted.extend(stand_ins)
+    noted = [n for n, f in stand_ins.items() if not getattr(f, "__forbidden__", False)]
+    _substituted.extend(noted)
     try:
         yield
     finally:
-        del _substituted[len(_substituted) - len(stand_ins):]
+        del _substituted[len(_substituted) - len(noted):]
         for f in armed:
             f._armed -= 1
         for name, old in saved.items():
@@ -215,6 +216,7 @@ def forbidden(name: str, why: str) -> Callable:
         )
 
     refuse.__name__ = refuse.__qualname__ = name
+    refuse.__forbidden__ = True  # type: ignore[attr-defined]  # not "a correct version" in the notes
     return refuse
 
 
