@@ -64,6 +64,13 @@ def _cases():
                 yield pytest.param(mod.ASSIGNMENT, exercise, k, id=f"{name}-ex{exercise}-{wrong.label}")
 
 
+def test_every_notebook_has_a_catalogue():
+    """Course-wide: each assignment under solutions/ keeps its wrong answers in tests/wrong_answers/."""
+    covered = {catalogue(n).ASSIGNMENT for n in CATALOGUES}
+    missing = [a for a in C.assignments() if a not in covered]
+    assert not missing, f"no tests/wrong_answers/nbNN.py for {missing} (format: tests/wrong_answers/__init__.py)"
+
+
 def test_every_exercise_has_three_wrong_answers():
     assert CATALOGUES, "no wrong-answer catalogues under tests/wrong_answers/"
     for name in CATALOGUES:
