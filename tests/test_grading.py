@@ -985,3 +985,14 @@ def test_messages_fit_nbgraders_line_width():
 
 def info_message(wrapped: str) -> str:
     return wrapped
+
+
+def test_a_shortcut_imported_inside_the_function_is_refused_too():
+    def learner(image, kernel):
+        from scipy.ndimage import correlate
+
+        return correlate(image, kernel)[1:-1, 1:-1]
+
+    case = {"image": np.arange(20.0).reshape(4, 5), "kernel": np.ones((3, 3))}
+    message = failure(learner, lambda image, kernel: conv_single_ref(image, kernel), [case])
+    assert "your code called `scipy.ndimage.correlate`" in message

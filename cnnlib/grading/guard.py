@@ -23,6 +23,7 @@ such a function (notebook 01's per-channel filtering with ``convolve2d``) is che
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import sys
 import types
@@ -50,6 +51,7 @@ _PUBLIC = {"scipy.signal._signaltools": "scipy.signal", "scipy.ndimage._filters"
            "numpy._core.numeric": "numpy"}
 _GATE = "__cnnlib_guard_shortcut__"  # the name the patched functions look up in their module
 _originals: dict[str, Callable] = {}  # "scipy.signal.correlate2d" -> an unguarded copy
+_imported = False  # the SHORTCUTS modules were imported once
 
 
 class ReferenceBlockedError(RuntimeError):
@@ -163,6 +165,14 @@ def guard_shortcuts() -> None:
     alias of it is guarded; an unguarded copy is kept for the gate. Outside a blocked check, or
     with shortcuts allowed, a guarded function behaves exactly as before.
     """
+    global _imported
+    if not _imported:  # once per process: a shortcut imported later, inside a check, is guarded too
+        _imported = True
+        for module_name in SHORTCUTS:
+            try:
+                importlib.import_module(module_name)
+            except ImportError:  # pragma: no cover - an optional library that is absent
+                pass
     for module_name, names in SHORTCUTS.items():
         module = sys.modules.get(module_name)
         if module is None:
