@@ -288,8 +288,8 @@ top-to-bottom **and** left-to-right), a new array of the same shape. Then, for e
     signal.correlate2d(image, flip_kernel(k), mode="valid") == signal.convolve2d(image, k, mode="valid")
 
 The tests check your flip on square and non-square kernels and check that relation on random
-images (hidden: 20 random kernels). Any numpy is fine (slicing, `np.flip`, `np.rot90`); do not
-change `kernel` in place.
+images (hidden: 20 random kernels). Allowed: any numpy (slicing, `np.flip`,
+`np.rot90`); do not change `kernel` in place.
 """, solution='''
 def flip_kernel(kernel):
     """The kernel rotated by 180 degrees: flipped along both axes."""
@@ -400,8 +400,8 @@ with the 2-D `kernel`, using
     signal.convolve2d(channel, kernel, mode="same", boundary="symm")
 
 and return the three results stacked as a float array of shape `(H, W, 3)`: channel `c` of the
-output is the filtered channel `c` of the input. No clipping, no conversion to `uint8`. Here
-scipy.signal is allowed (this exercise is about using it); cnnlib is switched off.
+output is the filtered channel `c` of the input. No clipping, no conversion to `uint8`. Allowed:
+numpy and scipy.signal (this exercise is about using it); cnnlib is switched off.
 
 The tests compare with `cnnlib.kernels.filter_channels(image, kernel, correlate=False)` on an
 asymmetric kernel (so a flip shows) and

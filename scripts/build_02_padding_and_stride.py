@@ -109,6 +109,7 @@ input padded with `padding` zeros on each side. Return an `int`.
 
 The tests check the article's three steps, a few small cases and (hidden) 30 random cases, most of
 them with a division that does not come out even.
+Allowed: plain Python arithmetic (no library needed).
 """, solution='''
 def conv_output_size(n, kernel_size, stride=1, padding=0):
     """floor((n + 2*padding - kernel_size) / stride) + 1, as an int."""
@@ -261,8 +262,8 @@ nb.exercise(3, "zero padding", points=3, text=r"""
 Write `pad2d(x, padding)`: zero-pad the batch `x` of shape `(N, C, H, W)` on both sides of the
 height and width axes. `padding` is an int `P` (the same on both axes) or a pair `(PH, PW)`.
 Return a new array of shape `(N, C, H + 2*PH, W + 2*PW)` with the same dtype as `x`, and leave `x`
-unchanged. `np.pad` or slicing into `np.zeros` are both fine; cnnlib is switched off while your
-function is checked.
+unchanged. Allowed: numpy (`np.pad`, or slicing into `np.zeros`); cnnlib is switched off while
+your function is checked.
 
 The tests check the example above, a pair of paddings, padding 0, several images and channels,
 and (hidden) 20 random cases.

@@ -400,6 +400,7 @@ Return an `int`.
 
 The tests check the article's three convolutions, a 1 × 1 convolution and LeNet's first layer
 (6 filters 5 × 5 on a grayscale image: 156), and (hidden) 30 random layers.
+Allowed: plain Python arithmetic.
 """, solution='''
 def conv_params(c_in, c_out, k):
     """Weights and biases of a conv layer: c_out filters of shape (c_in, k, k), one bias each."""
@@ -447,6 +448,7 @@ leaves one number per channel of the last convolution. You may call your `conv_p
 Exercise 3.2 costs points only there.
 
 The tests check the article's model, two other stacks and (hidden) 20 random ones.
+Allowed: plain Python and your `conv_params`.
 """, solution='''
 def model_params(c_in, filters, k, n_classes):
     """Parameter counts [conv 1, conv 2, ..., dense] of convs (k x k) -> pool -> global avg pool -> dense."""
@@ -819,6 +821,8 @@ Exercise 3.4 costs points only there.
 
 The tests compare with `cnnlib.functional.conv2d_forward` on the worked examples, strided and
 padded cases, and (hidden) 20 random cases.
+Allowed: numpy and your `im2col`; cnnlib, scipy.signal and your `conv_forward_naive` are
+switched off.
 """, solution='''
 def conv_forward_im2col(x, w, b, stride=1, padding=0):
     """Convolution layer forward as im2col + one matrix product -> (N, F, H_out, W_out)."""

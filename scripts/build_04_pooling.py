@@ -260,6 +260,7 @@ is the **mean** of its window. Same arguments, same output shape, same dtype as 
 
 The tests check the worked example (3.25, 5.25, 2, 2), overlapping windows, gaps, and (hidden)
 26 random cases.
+Allowed: numpy, as in Exercise 4.1; cnnlib and scipy.ndimage's filters are switched off.
 """, solution='''
 def avg_pool_forward(x, kernel_size, stride):
     """Mean pooling of x (N, C, H, W) with k x k windows -> out (N, C, H_out, W_out)."""
@@ -487,6 +488,7 @@ its positions. Return an array of shape `(N, C)` (not `(N, C, 1, 1)`).
 
 The tests check a small example, one image, one channel, non-square maps and (hidden) 12 random
 cases.
+Allowed: numpy; cnnlib is switched off.
 """, solution='''
 def global_avg_pool(x):
     """Global average pooling: x (N, C, H, W) -> (N, C)."""
@@ -680,6 +682,7 @@ For each window:
 The tests check the worked example, the overlapping example (10 in the middle), the tie, random
 cases against cnnlib and against numerical gradients, and (hidden) 20 random cases (overlapping
 windows, gaps, one image, one channel), 8 more gradient checks and 8 cases full of ties.
+Allowed: numpy; cnnlib is switched off.
 """, solution='''
 def max_pool_backward(dout, x, kernel_size, stride):
     """Gradient of max pooling: dout (N, C, H_out, W_out) -> dx (N, C, H, W)."""
@@ -735,6 +738,7 @@ Pixels that no window covers (gaps, a leftover row) get 0.
 
 The tests check the worked example, the overlapping example (2.5 in the middle), random cases
 against cnnlib and against numerical gradients, and (hidden) 20 random cases and 8 more gradient checks.
+Allowed: numpy; cnnlib is switched off.
 """, solution='''
 def avg_pool_backward(dout, x_shape, kernel_size, stride):
     """Gradient of mean pooling: dout (N, C, H_out, W_out) -> dx of shape x_shape (N, C, H, W)."""

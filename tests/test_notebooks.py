@@ -246,3 +246,12 @@ def test_the_widget_has_a_static_figure_beside_it(executed):
     kinds = [set(o.get("data", {})) for o in cell.outputs]
     assert any("image/png" in k for k in kinds), f"no static figure next to the widget: {kinds}"
     assert any("application/vnd.jupyter.widget-view+json" in k for k in kinds), kinds
+
+
+@pytest.mark.parametrize("assignment,name", NOTEBOOKS)
+def test_each_exercise_says_what_is_allowed(assignment, name):
+    """Statements and tests agree: every exercise says which libraries it may use."""
+    nb = C.read(C.SOLUTIONS / assignment / name)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and C.HEADING.search(cell.source):
+            assert "Allowed:" in cell.source, f"{name}: {cell.source.splitlines()[0]} says nothing of what is allowed"
