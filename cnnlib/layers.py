@@ -705,3 +705,216 @@ class Dropout(Layer):
     def extra_repr(self):
         return f"p={self.p:g}"
 
+
+# --- residual block (added with notebook 08) ------------------------------------------------------
+
+def _is_module(obj) -> bool:
+    """A Layer, or a Sequential (duck-typed: cnnlib.model imports this module)."""
+    return isinstance(obj, Layer) or (hasattr(obj, "layers") and hasattr(obj, "output_shapes")
+                                      and callable(getattr(obj, "backward", None)))
+
+
+def _module_output_shape(module, input_shape) -> tuple[int, ...]:
+    if isinstance(module, Layer):
+        return tuple(int(d) for d in module.output_shape(input_shape))
+    shapes = module.output_shapes(input_shape)
+    return tuple(shapes[-1]) if shapes else tuple(input_shape)
+
+
+def _module_params(module) -> list[tuple[str, Parameter]]:
+    """(name inside the module, Parameter): ``weight`` for a layer, ``conv2d_1.weight`` for a Sequential."""
+    if isinstance(module, Layer):
+        return module.named_parameters()
+    return [(p.name, p) for p in module.parameters()]
+
+
+def _module_children(module) -> list[tuple[str, "Layer"]]:
+    """The layers of a module as (name inside it, layer), for Sequential.summary's indented rows."""
+    if isinstance(module, Layer):
+        return [("", module)]
+    return [(layer.name, layer) for layer in module.layers]
+
+
+class Residual(Layer):
+    """A residual block: ``out = ReLU(block(x) + shortcut(x))`` (He et al. 2015, ResNet).
+
+    The block learns the *residual* F(x) = H(x) - x on top of the skip connection, so a block whose
+    weights are zero is ReLU(x): a deep stack of such blocks can start close to the identity, and
+    in the backward pass the gradient reaches the input through the skip path undiminished
+    (``dx = dblock_dx(ds) + dshortcut_dx(ds)``, with ``ds = dout * (block(x) + shortcut(x) > 0)``).
+
+    Args:
+        block: a layer or a ``Sequential`` computing F(x), e.g. ``Sequential([Conv2d(C, C, 3,
+            padding=1, bias=False), BatchNorm2d(C), ReLU(), Conv2d(C, C, 3, padding=1, bias=False),
+            BatchNorm2d(C)])`` (ResNet's basic block; a list of layers is made a ``Sequential``).
+        shortcut: ``None`` for the identity (the block must keep the shape), or a layer (or
+            ``Sequential``) mapping x to the block's output shape: ResNet's projection is a 1x1
+            ``Conv2d(C_in, C_out, 1, stride=s, bias=False)`` (with a ``BatchNorm2d``) when the
+            block changes the channels or the resolution (PyTorch's ``downsample``).
+
+    Parameters: the block's, then the shortcut's, named ``<name>.block.<inner name>`` and
+    ``<name>.shortcut.<inner name>`` (``residual_1.block.conv2d_1.weight``); these are the keys of
+    ``Sequential.save``. ``train()``/``eval()`` reach every inner layer. ``Sequential.summary``
+    shows one row for the block with its total, followed by indented rows for its inner layers.
+
+    Shape:
+        (N, C, H, W) -> block's output shape (N, C_out, H_out, W_out), which the shortcut's output
+        shape must equal (for the identity: C_out = C, H_out = H, W_out = W).
+
+    Raises:
+        ValueError: the block's and the shortcut's output shapes differ (both are named), in
+            ``forward`` or in ``output_shape``/``summary``.
+
+    Introduced in 08_architectures.
+
+    Example:
+        >>> from cnnlib.model import Sequential
+        >>> rng = np.random.default_rng(0)
+        >>> down = Residual(Sequential([Conv2d(8, 16, 3, stride=2, padding=1, rng=rng), ReLU(),
+        ...                             Conv2d(16, 16, 3, padding=1, rng=rng)]),
+        ...                 shortcut=Conv2d(8, 16, 1, stride=2, rng=rng))
+        >>> down.output_shape((8, 14, 14)), down.num_params()
+        ((16, 7, 7), (3632, 0))
+        >>> zero = Residual(Conv2d(2, 2, 3, padding=1, rng=rng))
+        >>> zero.block.weight.data[...] = 0                  # F(x) = 0: the block is ReLU(x)
+        >>> x = np.array([-1.0, 2.0], np.float32).reshape(1, 2, 1, 1)
+        >>> zero(x).ravel()
+        array([0., 2.], dtype=float32)
+    """
+
+    kind = "residual"
+
+    def __init__(self, block, shortcut=None):
+        super().__init__()
+        if isinstance(block, (list, tuple)):
+            from cnnlib.model import Sequential  # cnnlib.model imports this module
+
+            block = Sequential(block)
+        for arg, module in (("block", block), ("shortcut", shortcut)):
+            if module is None and arg == "shortcut":
+                continue
+            if not _is_module(module):
+                hint = (" (did you pass the class instead of an instance?)" if isinstance(module, type) else "")
+                raise TypeError(f"Residual: {arg} must be a cnnlib layer or Sequential, got "
+                                f"{type(module).__name__}{hint}")
+        if shortcut is not None:
+            inner = {id(layer) for _, layer in _module_children(block)}
+            if inner & {id(layer) for _, layer in _module_children(shortcut)} or shortcut is block:
+                raise ValueError("Residual: the block and the shortcut share a layer; give the shortcut its own layer")
+        self.block = block
+        self.shortcut = shortcut
+        # names inside each part, captured before they are qualified by this block's name
+        self._inner = ([("block." + n, p) for n, p in _module_params(block)]
+                       + ([("shortcut." + n, p) for n, p in _module_params(shortcut)] if shortcut is not None else []))
+        self._set_name(self._name)
+
+    # --- parameters, buffers, modes: those of the parts -----------------------------------------
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self._inner]
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        return list(self._inner)
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        out = []
+        for part, module in (("block", self.block), ("shortcut", self.shortcut)):
+            if module is not None:
+                out += [(f"{part}.{k}", b) for k, b in module.named_buffers()]
+        return out
+
+    def num_params(self) -> tuple[int, int]:
+        return (sum(p.data.size for _, p in self._inner), sum(b.size for _, b in self.named_buffers()))
+
+    def _parts(self):
+        return [m for m in (self.block, self.shortcut) if m is not None]
+
+    def train(self, mode: bool = True) -> "Residual":
+        self.training = bool(mode)
+        for module in self._parts():
+            module.train(mode)
+        return self
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad.fill(0)
+
+    def to(self, dtype) -> "Residual":
+        for module in self._parts():
+            module.to(dtype)
+        return self
+
+    def clear_cache(self) -> None:
+        super().clear_cache()
+        for module in self._parts():
+            module.clear_cache()
+
+    def _set_name(self, name: str) -> None:
+        self._name = name
+        for inner, p in getattr(self, "_inner", ()):
+            p.name = f"{name}.{inner}"
+
+    # --- forward / backward ------------------------------------------------------------------------
+    def _mismatch(self, block_shape, skip_shape, batch: bool) -> ValueError:
+        show = (lambda s: _shape_str(s)) if batch else (lambda s: _shape_str((None,) + tuple(s)))
+        what = (f"the shortcut's output {show(skip_shape)}" if self.shortcut is not None
+                else f"the identity shortcut's output (x itself) {show(skip_shape)}")
+        fix = ("give the shortcut the block's stride and output channels (a 1x1 Conv2d, as in ResNet)"
+               if self.shortcut is not None else
+               "when the block changes the channels or the size, pass shortcut=Conv2d(C_in, C_out, 1, "
+               "stride=s) as in ResNet")
+        return ValueError(f"{self!r}: the block's output {show(block_shape)} and {what} must have the "
+                          f"same shape to be added; {fix}")
+
+    def _forward(self, x):
+        x = self._input(x, None)
+        params = self.parameters()
+        if params and x.dtype != params[0].data.dtype:
+            x = x.astype(params[0].data.dtype)
+        fx = self.block.forward(x)
+        sx = x if self.shortcut is None else self.shortcut.forward(x)
+        if fx.shape != sx.shape:
+            for module in self._parts():
+                module.clear_cache()
+            raise self._mismatch(fx.shape, sx.shape, batch=True)
+        out, relu_cache = F.relu_forward(fx + sx)
+        return out, relu_cache
+
+    def _backward(self, dout, cache):
+        ds = F.relu_backward(dout, cache)  # the ReLU after the addition
+        dx = self.block.backward(ds)
+        # the skip path: the identity passes ds on unchanged
+        return dx + (ds if self.shortcut is None else self.shortcut.backward(ds))
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        block_shape = _module_output_shape(self.block, shape)
+        skip_shape = shape if self.shortcut is None else _module_output_shape(self.shortcut, shape)
+        if block_shape != skip_shape:
+            raise self._mismatch(block_shape, skip_shape, batch=False)
+        return block_shape
+
+    def summary_rows(self, input_shape) -> list[tuple[str, tuple[int, ...], int]]:
+        """(name, output shape, param count) of each inner layer, for ``Sequential.summary``."""
+        rows = []
+        for part, module in (("block", self.block), ("shortcut", self.shortcut)):
+            if module is None:
+                rows.append(("shortcut (identity)", tuple(input_shape), 0))
+                continue
+            shape = tuple(input_shape)
+            for inner, layer in _module_children(module):
+                shape = tuple(int(d) for d in layer.output_shape(shape))
+                label = f"{part}.{inner}" if inner else part
+                rows.append((f"{label} ({type(layer).__name__})", shape, sum(layer.num_params())))
+        return rows
+
+    def extra_repr(self):
+        def show(module):
+            if isinstance(module, Layer):
+                return repr(module)
+            return "[" + ", ".join(repr(layer) for layer in module.layers) + "]"
+
+        s = show(self.block)
+        return s + (f", shortcut={show(self.shortcut)}" if self.shortcut is not None else "")
+
+
+__all__.append("Residual")

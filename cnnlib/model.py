@@ -279,13 +279,19 @@ class Sequential:
         """
         shapes = self.output_shapes(input_shape)
         rows = []
+        groups = []  # rows of one layer: its own, then indented rows of its inner layers (Residual)
         total_trainable = total_frozen = 0
-        for layer, shape in zip(self.layers, shapes):
+        for layer, shape, in_shape in zip(self.layers, shapes, [_example_shape(input_shape)] + shapes):
             trainable, frozen = layer.num_params()
             total_trainable += trainable
             total_frozen += frozen
-            rows.append((f"{layer.name} ({type(layer).__name__})", "(None, " + ", ".join(map(str, shape)) + ")",
-                         f"{trainable + frozen:,}"))
+            group = [(f"{layer.name} ({type(layer).__name__})", "(None, " + ", ".join(map(str, shape)) + ")",
+                      f"{trainable + frozen:,}")]
+            if hasattr(layer, "summary_rows"):  # a block of layers: counted once, in its own row
+                group += [("  " + name, "(None, " + ", ".join(map(str, sub)) + ")", f"{n:,}")
+                          for name, sub, n in layer.summary_rows(in_shape)]
+            groups.append(group)
+            rows += group
         header = ("Layer (type)", "Output Shape", "Param #")
         # Keras 2 puts the columns at 29 / 55 / 65 characters; widen them when a name is longer.
         w1 = max([29] + [len(r[0]) + 1 for r in rows])
@@ -297,9 +303,9 @@ class Sequential:
             return (cells[0].ljust(w1) + cells[1].ljust(w2) + cells[2]).rstrip()
 
         out = ['Model: "sequential"', "_" * width, line(header), "=" * width]
-        for i, row in enumerate(rows):
-            out.append(line(row))
-            out.append("=" * width if i == len(rows) - 1 else "_" * width)
+        for i, group in enumerate(groups):
+            out += [line(row) for row in group]
+            out.append("=" * width if i == len(groups) - 1 else "_" * width)
         if not rows:
             out.append("=" * width)
         out += [

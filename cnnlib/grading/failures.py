@@ -106,15 +106,21 @@ def _ipython_traceback(exc: BaseException) -> list[str]:
 def describe_case(case: Case) -> str:
     """One line naming each argument: arrays by shape (and dtype unless float64), others by value.
 
+    A function (an argument of a numerical-gradient exercise) is named, without its address.
+
     Example:
         >>> describe_case({"x": np.zeros((2, 3, 7, 5)), "w": np.zeros((4, 3, 3, 3)), "stride": 2, "padding": 1})
         'x (2, 3, 7, 5), w (4, 3, 3, 3), stride=2, padding=1'
+        >>> describe_case({"f": np.sum, "h": 1e-05})
+        'f=sum, h=1e-05'
     """
     parts = []
     for key, value in case.items():
         if isinstance(value, np.ndarray):
             dtype = "" if value.dtype == np.float64 else f" {value.dtype}"
             parts.append(f"{key} {value.shape}{dtype}")
+        elif callable(value) and isinstance(getattr(value, "__name__", None), str):
+            parts.append(f"{key}={value.__name__}")
         else:
             parts.append(f"{key}={_short(value)}")
     return ", ".join(parts)
