@@ -1,10 +1,10 @@
 """Source of solutions/01_images_and_kernels/01_images_and_kernels.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("01_images_and_kernels")
 
-nb.md(r"""
+nb.md(rf"""
 # 01 · Images and kernels
 
 A convolutional neural network (CNN) looks at a picture through small windows. In each window it
@@ -38,6 +38,8 @@ a line starting with ✔ means the visible tests pass. When your work is graded,
 random cases run too, so solve the problem in general rather than for the visible cases.
 Exercises are independent: skipping one costs only its own points. Check the whole notebook with
 the **Validate** button (or `nbgrader validate 01_images_and_kernels.ipynb`).
+
+{RULES}
 """)
 
 nb.setup("""
@@ -131,7 +133,7 @@ the output has shape `(H - KH + 1, W - KW + 1)`. This is called a **valid** cros
 (notebook 02 adds padding to keep the size).
 
 **Worked example.** A 5 × 5 image, dark on the left and bright on the right, and the
-vertical-edge kernel of the seed article (−1 in the left column, +1 in the right one):
+vertical-edge kernel of the article (−1 in the left column, +1 in the right one):
 """)
 
 nb.code("""
@@ -170,7 +172,8 @@ numpy sum over each window is fine).
   `out[i, j] = sum(image[i:i+KH, j:j+KW] * kernel)`.
 - Kernels need not be square and images need not be square.
 - Do not flip the kernel, and do not change `image` or `kernel`.
-- SciPy and cnnlib are switched off while your function is being checked: write the loops.
+- Allowed: numpy. Switched off while your function is checked: cnnlib and SciPy's
+  `signal.correlate2d` / `convolve2d` (and the rest of that family), so write the loops.
 
 The tests compare your function with cnnlib's reference on the worked example, a `uint8`
 image, non-square shapes and (hidden) 20 random cases.
@@ -210,7 +213,7 @@ grading.check_function(cross_correlate2d, reference,
 nb.md(r"""
 ## 3. Edge detectors on a real photo
 
-The seed article runs two 3 × 3 kernels over a photo with `scipy.signal.convolve2d`: a
+The article runs two 3 × 3 kernels over a photo with `scipy.signal.convolve2d`: a
 **vertical-line detector** and a **horizontal-line detector**.
 
 `mode="same"` keeps the output the size of the input, and `boundary="symm"` invents the missing
@@ -225,7 +228,7 @@ horizontal = np.array([[-1, -1, -1],
                        [ 0,  0,  0],
                        [+1, +1, +1]])
 viz.show_kernels({"vertical-line detector": vertical, "horizontal-line detector": horizontal},
-                 title="The seed's edge kernels")
+                 title="The article's edge kernels")
 """)
 
 nb.code("""
@@ -285,7 +288,8 @@ top-to-bottom **and** left-to-right), a new array of the same shape. Then, for e
     signal.correlate2d(image, flip_kernel(k), mode="valid") == signal.convolve2d(image, k, mode="valid")
 
 The tests check your flip on square and non-square kernels and check that relation on random
-images (hidden: 20 random kernels). Do not change `kernel` in place.
+images (hidden: 20 random kernels). Allowed: any numpy (slicing, `np.flip`,
+`np.rot90`); do not change `kernel` in place.
 """, solution='''
 def flip_kernel(kernel):
     """The kernel rotated by 180 degrees: flipped along both axes."""
@@ -313,13 +317,13 @@ def correlate_with_flip(image, kernel):
 
 grading.check_function(correlate_with_flip, lambda image, kernel: signal.convolve2d(image, kernel, mode="valid"),
                        [{"image": np.arange(30.0).reshape(5, 6) % 7, "kernel": np.arange(1.0, 10.0).reshape(3, 3)}],
-                       name="correlate2d(image, flip_kernel(k))")
+                       name="correlate2d(image, flip_kernel(k))", shortcuts=True)
 ### BEGIN HIDDEN TESTS
 flip_cases = [{"kernel": c["kernel"]} for c in grading.conv_cases(20, seed=10201, layout="hw", stride=False, padding=False)]
 grading.check_function(flip_kernel, lambda kernel: np.rot90(kernel, 2), flip_cases, mistakes=flip_mistakes)
 grading.check_function(correlate_with_flip, lambda image, kernel: signal.convolve2d(image, kernel, mode="valid"),
                        grading.conv_cases(10, seed=10202, layout="hw", stride=False, padding=False),
-                       name="correlate2d(image, flip_kernel(k))")
+                       name="correlate2d(image, flip_kernel(k))", shortcuts=True)
 ### END HIDDEN TESTS
 ''')
 
@@ -338,7 +342,7 @@ Image editors have used hand-made kernels for decades. The identity kernel (a si
 centre) changes nothing; a box blur averages the 3 × 3 neighbourhood; a Gaussian blur averages
 with more weight in the centre; sharpen adds the difference between a pixel and its neighbours
 back to the pixel; Sobel and Laplacian kernels find edges; emboss makes the picture look
-carved. `cnnlib.kernels` keeps them in a registry by name (`kernels.KERNELS`; the seed's two edge
+carved. `cnnlib.kernels` keeps them in a registry by name (`kernels.KERNELS`; the article's two edge
 kernels are there too, as `vertical_edge` and `horizontal_edge`):
 """)
 
@@ -372,7 +376,7 @@ first layer typically *learns* kernels that look much like these (notebook 07 sh
 
 ## 6. Colour images: filter each channel
 
-An RGB image is three grayscale grids, so the seed article filters a colour image by running the
+An RGB image is three grayscale grids, so the article filters a colour image by running the
 2-D filter over each channel separately:
 
 ```python
@@ -396,7 +400,8 @@ with the 2-D `kernel`, using
     signal.convolve2d(channel, kernel, mode="same", boundary="symm")
 
 and return the three results stacked as a float array of shape `(H, W, 3)`: channel `c` of the
-output is the filtered channel `c` of the input. No clipping, no conversion to `uint8`.
+output is the filtered channel `c` of the input. No clipping, no conversion to `uint8`. Allowed:
+numpy and scipy.signal (this exercise is about using it); cnnlib is switched off.
 
 The tests compare with `cnnlib.kernels.filter_channels(image, kernel, correlate=False)` on an
 asymmetric kernel (so a flip shows) and
@@ -433,10 +438,11 @@ grading.check_function(filter_rgb, reference, [
     {"image": rng.random((6, 5, 3)), "kernel": np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])},
     {"image": datasets.sample_image("grace_hopper", dtype=np.float64)[200:210, 230:238],   # a piece of the photo
      "kernel": kernels.get_kernel("sharpen")},
-], mistakes=rgb_mistakes)
+], mistakes=rgb_mistakes, shortcuts=True)   # scipy.signal is allowed in this exercise
 ### BEGIN HIDDEN TESTS
 grading.check_function(filter_rgb, reference,
-                       grading.image_cases(12, seed=10301, rgb=True, kernel=True), mistakes=rgb_mistakes)
+                       grading.image_cases(12, seed=10301, rgb=True, kernel=True), mistakes=rgb_mistakes,
+                       shortcuts=True)
 ### END HIDDEN TESTS
 ''')
 
@@ -459,7 +465,7 @@ plt.show()
 nb.md(r"""
 ## 7. How a kernel detects a pattern: the curve detector
 
-Why does multiplying and adding detect anything? The seed article borrows an example: a 7 × 7
+Why does multiplying and adding detect anything? The article borrows an example: a 7 × 7
 filter that is a **curve detector**. Its weights are 30 along a curve and 0 elsewhere. We place it
 on two parts of a drawing of a mouse: a piece of the mouse's back, which contains a curve of the
 same shape, and a piece of its head, which does not.
@@ -510,7 +516,8 @@ CNN learns hundreds of such questions.
 nb.exercise(4, "the curve detector", points=2, text=r"""
 Write `detector_response(image, kernel, row, col)`: the response of `kernel` (shape `(KH, KW)`)
 placed on the 2-D `image` with its **top-left** corner at pixel `(row, col)`, i.e. the sum of the
-element-wise products of the kernel and the `KH × KW` window under it. Return one number.
+element-wise products of the kernel and the `KH × KW` window under it. Return one number
+(a Python or numpy float). Allowed: numpy; cnnlib and scipy.signal are switched off.
 
 The tests check the two responses above (6600 and 0), the back found inside a wider drawing and
 (hidden) 20 random images, kernels and positions.
@@ -588,6 +595,8 @@ nb.md(r"""
 **Next:** notebook 02 asks how big the output is when the kernel moves in larger steps (stride)
 and when we add a border of zeros (padding).
 """)
+
+nb.references("intuitive_explanation", "python_cnn", "tds_cnn")
 
 if __name__ == "__main__":
     nb.main()

@@ -1,10 +1,10 @@
 """Source of solutions/02_padding_and_stride/02_padding_and_stride.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("02_padding_and_stride")
 
-nb.md(r"""
+nb.md(rf"""
 # 02 · Padding and stride
 
 In notebook 01 the kernel moved one pixel at a time and never left the image, so every output
@@ -15,7 +15,7 @@ more knobs:
 - the **padding** `P`: how many rings of zeros are added around the input first.
 
 **You will learn**
-- the output-size formula `H2 = (H1 - F + 2P) / S + 1`, rounded down, and the seed's
+- the output-size formula `H2 = (H1 - F + 2P) / S + 1`, rounded down, and the article's
   200 × 200 example;
 - why we pad: without padding, border pixels are seen by fewer windows;
 - why kernels have odd sizes, and what `'valid'` and `'same'` mean;
@@ -35,6 +35,8 @@ more knobs:
 a line starting with ✔ means the visible tests pass. When your work is graded, more tests with
 random cases run too. Exercises are independent: skipping one costs only its own points. Check
 the whole notebook with the **Validate** button (or `nbgrader validate 02_padding_and_stride.ipynb`).
+
+{RULES}
 """)
 
 nb.setup("""
@@ -64,7 +66,7 @@ viz.show_sliding_window(7, 3, stride=2, padding=1, position=(1, 2))
 """)
 
 nb.md(r"""
-The seed article gives the formula for the output size (**F** the kernel size, **S** the stride,
+The article gives the formula for the output size (**F** the kernel size, **S** the stride,
 **P** the padding):
 
 $$H_2 = \frac{H_1 - F_H + 2P}{S} + 1 \qquad W_2 = \frac{W_1 - F_W + 2P}{S} + 1$$
@@ -74,7 +76,7 @@ Why: after padding, the input has `H1 + 2P` rows. The window's top row can start
 them is used: positions `0, S, 2S, …` up to `H1 + 2P - F`. That makes `(H1 + 2P - F) / S + 1`
 windows, **rounded down**: a window that would stick out past the last row is dropped.
 
-**Worked example** (the seed's). A 200 × 200 image goes through
+**Worked example** (the article's). A 200 × 200 image goes through
 
 1. a 5 × 5 convolution with padding 1 and stride 2 (two filters): (200 − 5 + 2·1) / 2 + 1 = 99.5,
    and rounded down **99**;
@@ -105,8 +107,9 @@ Write `conv_output_size(n, kernel_size, stride=1, padding=0)`: the number of win
 along one axis of length `n`, for a kernel of size `kernel_size` moved with `stride` over the
 input padded with `padding` zeros on each side. Return an `int`.
 
-The tests check the seed's three steps, a few small cases and (hidden) 30 random cases, most of
+The tests check the article's three steps, a few small cases and (hidden) 30 random cases, most of
 them with a division that does not come out even.
+Allowed: plain Python arithmetic (no library needed).
 """, solution='''
 def conv_output_size(n, kernel_size, stride=1, padding=0):
     """floor((n + 2*padding - kernel_size) / stride) + 1, as an int."""
@@ -115,7 +118,7 @@ def conv_output_size(n, kernel_size, stride=1, padding=0):
     ### END SOLUTION
 ''', tests='''
 grading.check_function(conv_output_size, shapes.conv_output_size, [
-    {"n": 200, "kernel_size": 5, "stride": 2, "padding": 1},    # the seed: 99
+    {"n": 200, "kernel_size": 5, "stride": 2, "padding": 1},    # the article: 99
     {"n": 99, "kernel_size": 3, "stride": 1, "padding": 0},     # 97
     {"n": 97, "kernel_size": 3, "stride": 1, "padding": 1},     # 97
     {"n": 28, "kernel_size": 5, "stride": 1, "padding": 0},     # 24
@@ -133,7 +136,7 @@ nb.md(r"""
 
 When the window slides with stride 1, neighbouring windows overlap, and a pixel in the middle of
 the image lies under many windows: it contributes to many outputs. A pixel near the border lies
-under few, and a corner pixel under exactly one. The seed article's point: border pixels are not
+under few, and a corner pixel under exactly one. The article's point: border pixels are not
 less important, yet without padding the network hears them less. Padding moves the old border
 away from the edge, so it is covered as often as the rest.
 
@@ -162,14 +165,15 @@ times, the rest of the border 6 times and the inside 9 times.
 """)
 
 nb.exercise(2, "how often is each pixel seen?", points=3, text=r"""
-Write `coverage_counts(height, width, kernel_size, stride=1, padding=0)`: an integer array of
-shape `(height, width)` whose entry `[r, c]` is the number of windows that cover input pixel
+Write `coverage_counts(height, width, kernel_size, stride=1, padding=0)`: an integer array
+(`dtype=int`: these are counts) of shape `(height, width)` whose entry `[r, c]` is the number of windows that cover input pixel
 `(r, c)`, when a `kernel_size × kernel_size` window slides with `stride` over the input padded
 with `padding` zeros on each side (count every window of the output; the zeros themselves are not
 returned).
 
 Tip: loop over the output positions and add 1 to the block of pixels under each window, in
-padded coordinates; cut the padding off at the end.
+padded coordinates; cut the padding off at the end. Allowed: numpy; cnnlib and scipy.signal
+are switched off.
 
 The tests check the 5 × 5 examples above, a strided case and (hidden) 20 random cases.
 """, solution='''
@@ -258,8 +262,8 @@ nb.exercise(3, "zero padding", points=3, text=r"""
 Write `pad2d(x, padding)`: zero-pad the batch `x` of shape `(N, C, H, W)` on both sides of the
 height and width axes. `padding` is an int `P` (the same on both axes) or a pair `(PH, PW)`.
 Return a new array of shape `(N, C, H + 2*PH, W + 2*PW)` with the same dtype as `x`, and leave `x`
-unchanged. `np.pad` or slicing into `np.zeros` are both fine; cnnlib is switched off while your
-function is checked.
+unchanged. Allowed: numpy (`np.pad`, or slicing into `np.zeros`); cnnlib is switched off while
+your function is checked.
 
 The tests check the example above, a pair of paddings, padding 0, several images and channels,
 and (hidden) 20 random cases.
@@ -296,7 +300,7 @@ whose top-left corner is at row `i*S`, column `j*S` of the **padded** input:
 $$\text{out}[i, j] = \sum_{a,b} I_{\text{pad}}[i S + a,\ j S + b]\; K[a, b]$$
 
 A larger stride gives a smaller output (about `1/S` of the size on each axis) for less work,
-at the price of skipping positions; the seed notes that a small stride extracts richer features
+at the price of skipping positions; the article notes that a small stride extracts richer features
 and that image models mostly use stride 1.
 
 **Worked example.** A 5 × 5 image, a 3 × 3 kernel, stride 2, no padding: the output is
@@ -325,7 +329,8 @@ and moving the window by `stride` (both ints). Return a float array of shape `(H
 given by the formula of section 1.
 
 Pad inside your function (with `np.pad`; the `pad2d` above works on NCHW batches), then loop over
-the output positions. The tests compare with cnnlib's `conv2d` on odd and non-square sizes,
+the output positions. Allowed: numpy; cnnlib and scipy.signal's `correlate2d` / `convolve2d`
+are switched off. The tests compare with cnnlib's `conv2d` on odd and non-square sizes,
 strides 1 to 3 and paddings 0 to 2, and (hidden) 20 random cases.
 """, solution='''
 def conv2d_single(image, kernel, stride=1, padding=0):
@@ -371,7 +376,7 @@ Two names for the two usual choices of padding:
 - **'same'**: just enough padding that, with stride 1, the output has the input's size. From the
   formula, `H - F + 2P + 1 = H` needs `P = (F - 1) / 2`.
 
-The seed article gives two reasons why kernels have odd sizes (3, 5, 7): an odd kernel has a
+The article gives two reasons why kernels have odd sizes (3, 5, 7): an odd kernel has a
 centre pixel, so each output sits on the input pixel under the window's centre; and only for odd
 `F` is `(F - 1) / 2` a whole number, so 'same' padding puts as many zeros on each side. An even
 kernel (`F = 4` needs `P = 1.5`) must pad one side more than the other.
@@ -393,19 +398,30 @@ nb.md(r"""
 ## 6. Try it yourself
 
 Drag the sliders: input size, kernel size, stride, padding, and the position of the window. The
-title shows the formula with your numbers. (The sliders need a running notebook; in a static
-copy you see the first picture only.) Try to find settings where the last window does not fit and
+title shows the formula with your numbers. (The sliders need a running notebook. For a static copy,
+such as a notebook run without a browser, the cell also draws a plain picture of the starting
+settings.) Try to find settings where the last window does not fit and
 is dropped, and settings that keep the size ('same').
 """)
 
 nb.code("""
+import io
+from IPython.display import Image, display
+
+# a static picture of the starting settings, kept in the saved notebook (widgets are not)
+picture = viz.show_sliding_window(7, 3, stride=2, padding=1, position=(0, 0),
+                                  title="7 x 7 input, 3 x 3 kernel, stride 2, padding 1 (the sliders' start)")
+png = io.BytesIO()
+picture.savefig(png, format="png")
+plt.close(picture)
+display(Image(png.getvalue()))
 viz.interactive_sliding_window(input_size=7, kernel_size=3, stride=2, padding=1)
 """)
 
 nb.md(r"""
 ## Summary
 
-- Output size: `H2 = (H1 - F + 2P) // S + 1`, rounded down (200 → 99 → 97 → 97 in the seed's
+- Output size: `H2 = (H1 - F + 2P) // S + 1`, rounded down (200 → 99 → 97 → 97 in the article's
   example).
 - Without padding, border pixels are covered by fewer windows (a corner by just one); padding
   with zeros evens this out and can keep the size ('same': `P = (F - 1) / 2` for stride 1).
@@ -416,6 +432,8 @@ nb.md(r"""
 **Next:** notebook 03 turns this into a full convolution layer: many channels in, many filters
 out, a bias, and a fast vectorized version.
 """)
+
+nb.references('conv_pool_backprop', 'python_cnn')
 
 if __name__ == "__main__":
     nb.main()

@@ -1,10 +1,10 @@
 """Source of solutions/03_conv_layer/03_conv_layer.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("03_conv_layer")
 
-nb.md(r"""
+nb.md(rf"""
 # 03 · The convolution layer
 
 Notebooks 01 and 02 slid ONE kernel over ONE grayscale image. A convolution layer of a real
@@ -13,10 +13,10 @@ the network), it applies many filters, each with a bias, and it must be fast, be
 runs it on millions of images.
 
 **You will learn**
-- how one filter looks at every input channel and sums them into one map (the seed's RGB
+- how one filter looks at every input channel and sums them into one map (the article's RGB
   picture, with a 5 × 5 × 3 worked example), and how several filters give the output its depth;
 - the bias, and weight sharing: why one filter is reused at every position;
-- to count parameters, `(F·F·C_in + 1)·C_out`, down to the seed's Keras model
+- to count parameters, `(F·F·C_in + 1)·C_out`, down to the article's Keras model
   (208 + 2,080 + 8,256 + 8,645 = 19,189), and why a locally connected layer needs 46,080
   weights where a convolution needs 45;
 - 1 × 1 convolutions (500 × 500 × 100 → 500 × 500 × 20), and why a fully connected layer is a
@@ -29,7 +29,7 @@ runs it on millions of images.
 |---|---|
 | 3.1 a convolution layer with loops (NCHW, stride, padding) | 4 |
 | 3.2 parameters of a convolution layer | 2 |
-| 3.3 the seed's model, layer by layer | 2 |
+| 3.3 the article's model, layer by layer | 2 |
 | 3.4 im2col | 4 |
 | 3.5 convolution as one matrix product | 3 |
 
@@ -40,6 +40,8 @@ random cases run too (odd and non-square sizes, strides, paddings, one image, on
 solve the problem in general rather than for the visible cases. Exercises are independent:
 skipping one costs only its own points. Check the whole notebook with the **Validate** button
 (or `nbgrader validate 03_conv_layer.ipynb`).
+
+{RULES}
 """)
 
 nb.setup("""
@@ -62,25 +64,25 @@ nb.md(r"""
 
 An ordinary neural network takes a 28 × 28 grayscale image as a flat list of 784 pixels. A CNN
 keeps its shape, 28 × 28 × 1, and a colour photo is 3 stacked matrices, one each for red, green
-and blue (seed 000). In notebook 01 you filtered each colour channel on its own and got three
+and blue (the article *Deep learning with Python*). In notebook 01 you filtered each colour channel on its own and got three
 filtered channels back. A convolution layer does something else: **one filter looks at all
 channels at once and gives one map.**
 
 - The filter is as deep as its input: for an RGB input, a 3 × 3 filter is a 3 × 3 × 3 block of
   weights, one 3 × 3 slice per channel. (Its height and width are nearly always equal and small:
-  3 × 3, 5 × 5, ... (seed 003).)
+  3 × 3, 5 × 5, ... (the article *Convolutional neural networks*).)
 - At each position, each channel's window is multiplied by its slice and summed, as in notebook
   01; then **the per-channel results are added up**, and the filter's bias is added. One number.
 
-The seeds say it twice: "the picture only showed the B channel; in fact the results of the R, G
-and B channels are added to give the final feature value" (seed 000), and "we convolve each
+The articles say it twice: "the picture only showed the B channel; in fact the results of the R, G
+and B channels are added to give the final feature value" (the article *Deep learning with Python*), and "we convolve each
 channel with the filter and add the results, reducing the 3 channels to 1: the activation map"
-(seed 003). In NCHW layout, with the filters `w` of shape `(F, C, KH, KW)`:
+(the article *Convolutional neural networks*). In NCHW layout, with the filters `w` of shape `(F, C, KH, KW)`:
 
 $$\text{out}[n, f, i, j] = b[f] + \sum_{c=0}^{C-1} \sum_{a=0}^{KH-1} \sum_{d=0}^{KW-1}
 x_{\text{pad}}[n, c,\ iS + a,\ jS + d]\ \, w[f, c, a, d]$$
 
-**Worked example.** Seed 003 points to the CS231n convolution demo: a 5 × 5 × 3 input, padded
+**Worked example.** The article *Convolutional neural networks* points to the CS231n convolution demo: a 5 × 5 × 3 input, padded
 with 1 ring of zeros, two 3 × 3 × 3 filters `W0` and `W1` with biases `b0 = 1` and `b1 = 0`,
 stride 2. Here are its numbers (one image, so `N = 1`):
 """)
@@ -197,16 +199,16 @@ map of W0          map of W1
 ### Several filters give depth
 
 One filter finds one kind of pattern. To find many (edges in several directions, colours,
-corners, ...) a layer has many filters, and each gives its own map. Seed 001 puts it in one
+corners, ...) a layer has many filters, and each gives its own map. The article *Convolution, pooling and backpropagation* puts it in one
 line: **the depth of the output equals the number of filters**; with two filters, the output
-is 2 deep. To get k feature maps you need k filters, each with its own weights (seed 000); the
+is 2 deep. To get k feature maps you need k filters, each with its own weights (the article *Deep learning with Python*); the
 filters of one layer all have the same size, so their maps stack into one block: the weights of
 a layer are a 4-D array `(C_out, C_in, KH, KW)` and its output is `(N, C_out, H_out, W_out)`.
 The next layer's filters are then `C_out` deep. (The 200 × 200 example of notebook 02 ended at
 97 × 97 × 2: its 2 was the number of filters.)
 
 Stacking layers builds features of features: the first layer finds lines in different
-directions, the next shapes and colours, the next more complex patterns (seed 003). Three
+directions, the next shapes and colours, the next more complex patterns (the article *Convolutional neural networks*). Three
 hand-made 3 × 3 × 3 filters on a photo: two edge detectors that treat the three channels alike,
 and a colour filter that only looks at the centre pixel, red minus blue:
 """)
@@ -228,7 +230,7 @@ viz.show_feature_maps(maps, ncols=3, title="3 filters of shape (3, 3, 3) on an R
 nb.md(r"""
 ### The bias
 
-Each filter has one more parameter, its **bias** (seed 000), added to every value of its map.
+Each filter has one more parameter, its **bias** (the article *Deep learning with Python*), added to every value of its map.
 Weights and biases start as random numbers (usually from a Gaussian) and are learned during
 training. In the worked example, `b0 = 1` lifts all of map 0 by 1 and `b1 = 0` leaves map 1
 alone:
@@ -243,15 +245,15 @@ nb.md(r"""
 ### Weight sharing
 
 The filter that slides over the image is **the same at every position**: its weights are shared
-by all windows (seed 000, seed 001). Why it matters:
+by all windows (the articles *Deep learning with Python* and *Convolution, pooling and backpropagation*). Why it matters:
 
 - **Far fewer parameters.** A filter has `F·F·C_in + 1` numbers, however large the image. With a
   separate filter per position there would be so many parameters that training would be slow
-  and overfitting likely, the faults of ordinary networks on images (seed 000). Section 2 counts
+  and overfitting likely, the faults of ordinary networks on images (the article *Deep learning with Python*). Section 2 counts
   them.
 - **A pattern is found wherever it is.** If a filter is good at detecting something at position
-  (x, y), it is good at (x2, y2) too (seed 003). Shift the image and the feature map shifts by
-  the same amount. Seed 004 sums the layer up: a feature extractor that keeps positional
+  (x, y), it is good at (x2, y2) too (the article *Convolutional neural networks*). Shift the image and the feature map shifts by
+  the same amount. The article *Layers and parameters* sums the layer up: a feature extractor that keeps positional
   information and saves parameters.
 
 Check the shift on the photo: move it 20 pixels to the right, convolve, and compare with the
@@ -295,7 +297,8 @@ loop over images, filters and output positions: `out[n, f, i, j]` is the sum of 
 
 The tests compare with `cnnlib.functional.conv2d_forward` on the worked example, on cases with
 stride 2, padding 1 and 2, non-square inputs and kernels, one channel, one image, and (hidden)
-20 random cases. cnnlib is switched off while your function is checked.
+20 random cases. Allowed: numpy; cnnlib and scipy.signal are switched off while your function is
+checked.
 """, solution='''
 def conv_forward_naive(x, w, b, stride=1, padding=0):
     """Convolution layer forward with loops: x (N, C, H, W), w (F, C, KH, KW), b (F,) -> (N, F, H_out, W_out)."""
@@ -343,12 +346,12 @@ and 1 bias. A layer with `C_out` filters therefore has
 
 $$\text{params} = (F \cdot F \cdot C_{in} + 1) \cdot C_{out}$$
 
-Seed 004 writes it out in words: parameters = filters × filter height × filter width × depth of
+The article *Layers and parameters* writes it out in words: parameters = filters × filter height × filter width × depth of
 the previous layer (its number of filters) + filters, that is (1 bias + the weights of one
 filter) × the number of filters. Pooling layers have no parameters, and a dense (fully
 connected) layer has `(inputs + 1) · outputs`.
 
-**Worked example: the seed's Keras model.** 224 × 224 RGB images go through three `Conv2D`
+**Worked example: the article's Keras model.** 224 × 224 RGB images go through three `Conv2D`
 layers with 2 × 2 kernels, stride 1 and `'valid'` padding (16, 32 and 64 filters, ReLU inside),
 each followed by `MaxPooling2D(pool_size=2)`, then `GlobalAveragePooling2D` and
 `Dense(133, activation='softmax')`:
@@ -373,21 +376,21 @@ rows), and its `summary()`:
 
 nb.code("""
 rng = np.random.default_rng(0)
-seed_model = Sequential([
+keras_model = Sequential([
     Conv2d(3, 16, 2, rng=rng), MaxPool2d(2),
     Conv2d(16, 32, 2, rng=rng), MaxPool2d(2),
     Conv2d(32, 64, 2, rng=rng), MaxPool2d(2),
     GlobalAvgPool2d(),
     Linear(64, 133, rng=rng),
 ])
-print(seed_model.summary((3, 224, 224)))
+print(keras_model.summary((3, 224, 224)))
 """)
 
 nb.code("""
 per_layer = [shapes.conv2d_params(3, 16, 2), shapes.conv2d_params(16, 32, 2),
              shapes.conv2d_params(32, 64, 2), shapes.linear_params(64, 133)]
 print(" + ".join(f"{p:,}" for p in per_layer), "=", f"{sum(per_layer):,}")
-print("weights and biases of the first conv:", seed_model[0].weight.shape, seed_model[0].bias.shape)
+print("weights and biases of the first conv:", keras_model[0].weight.shape, keras_model[0].bias.shape)
 """)
 
 nb.exercise(2, "parameters of a convolution layer", points=2, text=r"""
@@ -395,8 +398,9 @@ Write `conv_params(c_in, c_out, k)`: the number of parameters (weights and biase
 convolution layer with `c_out` filters of size `k × k` over an input with `c_in` channels.
 Return an `int`.
 
-The tests check the seed's three convolutions, a 1 × 1 convolution and LeNet's first layer
+The tests check the article's three convolutions, a 1 × 1 convolution and LeNet's first layer
 (6 filters 5 × 5 on a grayscale image: 156), and (hidden) 30 random layers.
+Allowed: plain Python arithmetic.
 """, solution='''
 def conv_params(c_in, c_out, k):
     """Weights and biases of a conv layer: c_out filters of shape (c_in, k, k), one bias each."""
@@ -413,7 +417,7 @@ conv_params_mistakes = [
                     lambda c: (c["k"] * c["c_in"] + 1) * c["c_out"]),
 ]
 grading.check_function(conv_params, shapes.conv2d_params, [
-    {"c_in": 3, "c_out": 16, "k": 2},       # the seed: 208
+    {"c_in": 3, "c_out": 16, "k": 2},       # the article: 208
     {"c_in": 16, "c_out": 32, "k": 2},      # 2,080
     {"c_in": 32, "c_out": 64, "k": 2},      # 8,256
     {"c_in": 100, "c_out": 20, "k": 1},     # a 1 x 1 convolution
@@ -428,21 +432,23 @@ grading.check_function(conv_params, shapes.conv2d_params, grading.random_cases(r
 ### END HIDDEN TESTS
 ''')
 
-nb.exercise(3, "the seed's model, layer by layer", points=2, text=r"""
+nb.exercise(3, "the article's model, layer by layer", points=2, text=r"""
 Generalize the table above. Write `model_params(c_in, filters, k, n_classes)` for a model like
-the seed's: an input with `c_in` channels, then one `k × k` convolution per entry of `filters`
+the article's: an input with `c_in` channels, then one `k × k` convolution per entry of `filters`
 (`filters[0]` filters, then `filters[1]`, ...), each followed by a pooling layer, then global
 average pooling and a dense layer with `n_classes` outputs. Return the list of parameter counts
 of the layers that have parameters, in order: one per convolution, then the dense layer.
 `model_params(3, [16, 32, 64], 2, 133)` is `[208, 2080, 8256, 8645]`.
 
+Return a new list and leave `filters` as it is (the tests check that you do not change it).
 Two things to get right: each convolution's input depth is the number of filters of the
 convolution before it (the image's `c_in` only for the first one), and global average pooling
 leaves one number per channel of the last convolution. You may call your `conv_params`: while
 `model_params` is checked, the test gives it a correct `conv_params`, so a mistake in
 Exercise 3.2 costs points only there.
 
-The tests check the seed's model, two other stacks and (hidden) 20 random ones.
+The tests check the article's model, two other stacks and (hidden) 20 random ones.
+Allowed: plain Python and your `conv_params`.
 """, solution='''
 def model_params(c_in, filters, k, n_classes):
     """Parameter counts [conv 1, conv 2, ..., dense] of convs (k x k) -> pool -> global avg pool -> dense."""
@@ -478,7 +484,7 @@ model_mistakes = [
 # while model_params is checked, conv_params is a correct one (see the text)
 with grading.substitute(globals(), conv_params=grading.reference_stand_in(shapes.conv2d_params)):
     grading.check_function(model_params, reference, [
-        {"c_in": 3, "filters": [16, 32, 64], "k": 2, "n_classes": 133},     # the seed's model
+        {"c_in": 3, "filters": [16, 32, 64], "k": 2, "n_classes": 133},     # the article's model
         {"c_in": 1, "filters": [6, 16], "k": 5, "n_classes": 10},
         {"c_in": 3, "filters": [8], "k": 3, "n_classes": 2},
     ], mistakes=model_mistakes)
@@ -499,18 +505,18 @@ nb.md(r"""
 Weight sharing assumes that a pattern can be anywhere. Sometimes it cannot: in a data set of
 centred faces, the eyes are always in the same place, and we might want different filters for
 the eyes than for the nose or the mouth. A **locally connected layer** does that: it slides
-windows like a convolution, but every output position has **its own filters** (seed 003).
+windows like a convolution, but every output position has **its own filters** (the article *Convolutional neural networks*).
 
-The seed's numbers: a 32 × 32 grayscale image, 5 filters of 3 × 3 per layer (with an output for
+The article's numbers: a 32 × 32 grayscale image, 5 filters of 3 × 3 per layer (with an output for
 every pixel, so 32 × 32 positions; weights only, no biases).
 
 - Convolution: 5 · 3 · 3 = **45** weights per layer.
 - Locally connected: 45 weights for each of the 32 · 32 positions, 32 · 32 · 5 · 3 · 3 =
-  **46,080**. (The seed prints the product as 32·32·5·3, dropping a factor 3, but its total,
+  **46,080**. (The article prints the product as 32·32·5·3, dropping a factor 3, but its total,
   46,080, is the full product.)
 
-Over the seed's 5 such layers that is 225 against 230,400 weights. So unless we know where the
-patterns will be, and that they differ by place, a convolution is the better deal. And the seed
+Over the article's 5 such layers that is 225 against 230,400 weights. So unless we know where the
+patterns will be, and that they differ by place, a convolution is the better deal. And the article
 adds: the layer with the most parameters of all is the **dense** layer, where every neuron is
 connected to every neuron of the layer before:
 """)
@@ -540,7 +546,7 @@ nb.md(r"""
 
 A 1 × 1 filter sees a single pixel, but through all its channels: at each position it takes a
 weighted sum of the pixel's `C_in` values. It changes the depth and leaves height and width
-alone. The seed's example (seed 004): a 500 × 500 image 100 deep, convolved with 20 filters of
+alone. The example of the article *Layers and parameters*: a 500 × 500 image 100 deep, convolved with 20 filters of
 1 × 1, gives **500 × 500 × 20**, a "dimension reduction" from 100 channels to 20, for
 (1·1·100 + 1)·20 = **2,020** parameters. Followed by a ReLU it also adds a non-linearity, which
 makes the network more expressive.
@@ -572,12 +578,12 @@ print(x_deep.shape, "->", out_1x1.shape, "  same as a 20 x 100 matrix at every p
 nb.md(r"""
 ## 4. A fully connected layer is a convolution
 
-Seed 004 says: "in practice, a fully connected layer can be turned into a convolution", and
+The article *Layers and parameters* says: "in practice, a fully connected layer can be turned into a convolution", and
 from the other side, "a convolution layer is a simplified fully connected layer: not fully
 connected, plus parameter sharing; it sets the weak influence from outside the local field of
 view to zero, and keeps the spatial position".
 
-At the end of a CNN the features are flattened: seed 000's example turns a 32 × 32 × 10 block
+At the end of a CNN the features are flattened: the example of the article *Deep learning with Python* turns a 32 × 32 × 10 block
 into **10,240** features, which a dense layer maps to the scores of the classes. Take a
 convolution whose kernel covers the **whole** input: 10 channels of 32 × 32, so kernels of shape
 (10, 32, 32). It fits in exactly one position, so each filter gives a 1 × 1 output, and that one
@@ -606,7 +612,7 @@ print("parameters, dense:", f"{shapes.linear_params(10240, n_classes):,}",
 
 nb.md(r"""
 The flattening order matters: `flatten` reads each example's `(C, H, W)` block row by row, and
-`reshape(n_classes, 10, 32, 32)` puts the weights back in that same order. In the seed's Keras
+`reshape(n_classes, 10, 32, 32)` puts the weights back in that same order. In the article's Keras
 model the same idea is even simpler: after global average pooling the input of `Dense(133)` is
 1 × 1 × 64, and the dense layer is a 1 × 1 convolution with 133 filters ((1·1·64 + 1)·133 =
 8,645 parameters again).
@@ -723,7 +729,8 @@ Two ways, both fine:
 
 The tests check the worked example, strided and padded cases, non-square windows, several
 images, and (hidden) 20 random cases. The expected `cols` comes from the one-hot convolution
-above.
+above. Allowed: numpy (including `np.lib.stride_tricks.sliding_window_view`); cnnlib and
+scipy.signal are switched off.
 """, solution='''
 def im2col(x, kh, kw, stride=1, padding=0):
     """Windows of x (N, C, H, W) as columns: (N, C*kh*kw, H_out*W_out)."""
@@ -806,12 +813,16 @@ Write `conv_forward_im2col(x, w, b, stride=1, padding=0)`: the same layer as Exe
    `(N, F, H_out*W_out)`;
 3. add the bias to each filter's row (`b[:, None]`) and reshape to `(N, F, H_out, W_out)`.
 
-No loops. Call your `im2col` as `im2col(x, KH, KW, stride, padding)`. While this exercise is
-checked, the test gives it a correct `im2col` for those calls, so a mistake in Exercise 3.4
-costs points only there.
+No loops, and do not call your `conv_forward_naive`: the tests refuse that call and time your
+function, which must be at least 5 times faster than plain loops on a batch of 2 RGB images of
+20 × 20 with 8 filters. Call your `im2col` as `im2col(x, KH, KW, stride, padding)`. While this
+exercise is checked, the test gives it a correct `im2col` for those calls, so a mistake in
+Exercise 3.4 costs points only there.
 
 The tests compare with `cnnlib.functional.conv2d_forward` on the worked examples, strided and
 padded cases, and (hidden) 20 random cases.
+Allowed: numpy and your `im2col`; cnnlib, scipy.signal and your `conv_forward_naive` are
+switched off.
 """, solution='''
 def conv_forward_im2col(x, w, b, stride=1, padding=0):
     """Convolution layer forward as im2col + one matrix product -> (N, F, H_out, W_out)."""
@@ -825,16 +836,13 @@ def conv_forward_im2col(x, w, b, stride=1, padding=0):
     return out.reshape(N, F_, H_out, W_out)
     ### END SOLUTION
 ''', tests='''
-def correct_im2col(x, kh, kw, stride=1, padding=0):
-    """im2col as a convolution with one-hot filters (section 5)."""
-    N, C = x.shape[:2]
-    one_hot = np.eye(C * kh * kw).reshape(C * kh * kw, C, kh, kw)
-    return F.conv2d(x, one_hot, None, stride, padding).reshape(N, C * kh * kw, -1)
-
 conv_mistakes = grading.conv_mistakes(F.conv2d)
 rng = np.random.default_rng(35)
-# while conv_forward_im2col is checked, im2col is a correct one (see the text)
-with grading.substitute(globals(), im2col=grading.reference_stand_in(correct_im2col)):
+no_loops = grading.forbidden("conv_forward_naive", "Exercise 3.5 has no loops: compute the "
+                             "convolution with im2col and one matrix product.")
+# while conv_forward_im2col is checked, im2col is a correct one and conv_forward_naive refuses to run
+with grading.substitute(globals(), im2col=grading.reference_stand_in(grading.im2col_reference),
+                        conv_forward_naive=no_loops):
     grading.check_function(conv_forward_im2col, F.conv2d, [
         {"x": x_ex, "w": w_ex, "b": np.zeros(1), "stride": 1, "padding": 0},          # the im2col example
         {"x": x_demo, "w": w_demo, "b": b_demo, "stride": 2, "padding": 1},           # the RGB example
@@ -843,6 +851,9 @@ with grading.substitute(globals(), im2col=grading.reference_stand_in(correct_im2
         {"x": rng.standard_normal((1, 1, 6, 6)), "w": rng.standard_normal((2, 1, 3, 3)),
          "b": rng.standard_normal(2), "stride": 1, "padding": 0},
     ], mistakes=conv_mistakes)
+    timed = {"x": rng.standard_normal((2, 3, 20, 20)), "w": rng.standard_normal((8, 3, 3, 3)),
+             "b": rng.standard_normal(8), "stride": 1, "padding": 1}
+    grading.check_faster(conv_forward_im2col, grading.conv2d_loops, timed, factor=5)
     ### BEGIN HIDDEN TESTS
     grading.check_function(conv_forward_im2col, F.conv2d, grading.conv_cases(20, seed=30501),
                            mistakes=conv_mistakes)
@@ -908,7 +919,7 @@ nb.md(r"""
 - Weight sharing: one filter at every position. Few parameters, and a pattern is found wherever
   it is.
 - Parameters: `(F·F·C_in + 1)·C_out` per convolution, `(inputs + 1)·outputs` per dense layer,
-  none for pooling: 208 + 2,080 + 8,256 + 8,645 = 19,189 in the seed's model. A locally
+  none for pooling: 208 + 2,080 + 8,256 + 8,645 = 19,189 in the article's model. A locally
   connected layer needs 46,080 weights where a convolution needs 45.
 - A 1 × 1 convolution changes the depth only (500 × 500 × 100 → 500 × 500 × 20 for 2,020
   parameters); a dense layer is a convolution whose kernel covers its whole input.
@@ -917,6 +928,8 @@ nb.md(r"""
 
 **Next:** notebook 04 shrinks feature maps with pooling: max and mean, and their backward pass.
 """)
+
+nb.references('python_cnn', 'conv_pool_backprop', 'tds_cnn', 'layers_and_params')
 
 if __name__ == "__main__":
     nb.main()

@@ -1,10 +1,10 @@
 """Source of solutions/04_pooling/04_pooling.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("04_pooling")
 
-nb.md(r"""
+nb.md(rf"""
 # 04 · Pooling
 
 After a few convolution layers, one image has become a thick stack of feature maps. A **pooling
@@ -18,7 +18,7 @@ Pooling learns nothing (it has no parameters), yet almost every CNN uses it.
   not change (224 × 224 × 64 → 112 × 112 × 64);
 - what pooling does to a photo and to an edge map, and why it has no parameters;
 - global average pooling, and why it replaces a huge dense layer (8,645 parameters instead of
-  6,205,381 in the seed's Keras model);
+  6,205,381 in the article's Keras model);
 - the backward pass: max pooling routes each gradient to the window's maximum, mean pooling
   spreads it evenly, and overlapping windows add up.
 
@@ -39,6 +39,8 @@ random cases run too (overlapping windows, odd and non-square sizes, one image, 
 solve the problem in general rather than for the visible cases. Exercises are independent:
 skipping one costs only its own points. Check the whole notebook with the **Validate** button
 (or `nbgrader validate 04_pooling.ipynb`).
+
+{RULES}
 """)
 
 nb.setup("""
@@ -55,9 +57,9 @@ np.set_printoptions(precision=3, suppress=True)
 nb.md(r"""
 ## 1. Why pool?
 
-The seed's example: a conv layer with 64 filters on a 224 × 224 image gives a 224 × 224 × 64
+The article's example: a conv layer with 64 filters on a 224 × 224 image gives a 224 × 224 × 64
 volume, 3,211,264 numbers for **one** image. Much of it is redundant: neighbouring positions of
-an edge map say nearly the same thing. A pooling layer compresses the features (the seed calls
+an edge map say nearly the same thing. A pooling layer compresses the features (the article calls
 it "feature compression") and keeps the important ones:
 
 - **max pooling** keeps the largest value of each window. There is no arithmetic, only a
@@ -66,7 +68,7 @@ it "feature compression") and keeps the important ones:
   maximum keeps the strongest evidence and drops the rest.
 - **mean (average) pooling** keeps the average of each window.
 
-What it buys, according to the seeds: smaller feature maps, so less computation and memory
+What it buys, according to the articles: smaller feature maps, so less computation and memory
 (without it, the activations of a large network would not fit on a GPU); fewer parameters in the
 dense layers that follow (section 7); less overfitting; and the strongest features survive even
 when they move a little (section 5).
@@ -157,7 +159,7 @@ nb.md(r"""
 ## 3. Window, stride and the output size
 
 A pooling window moves exactly like a convolution kernel, so the formula of notebook 02 gives
-its output size (the seed: the output of a convolution and the output of a pooling layer "are
+its output size (the article: the output of a convolution and the output of a pooling layer "are
 computed the same way"). Pooling almost never pads, so with window `K` and stride `S`:
 
 $$H_{out} = \left\lfloor \frac{H - K}{S} \right\rfloor + 1 \qquad W_{out} = \left\lfloor \frac{W - K}{S} \right\rfloor + 1$$
@@ -170,7 +172,7 @@ Output cell `(i, j)` is computed from the window whose top-left corner is at row
   3 × 3 windows and stride 2.
 - `S > K`: gaps; some pixels are never looked at.
 
-**The seed's 200 × 200 example** again: after a 5 × 5 convolution (padding 1, stride 2) the map
+**The article's 200 × 200 example** again: after a 5 × 5 convolution (padding 1, stride 2) the map
 is 99 × 99 (99.5 rounded down); a 3 × 3 pooling window with padding 0 and stride 1 gives
 (99 − 3 + 2·0) / 1 + 1 = **97**; a 3 × 3 convolution with padding 1 keeps 97. The result,
 97 × 97 × 2, has depth 2 because the convolutions had 2 filters; pooling did not change it.
@@ -184,7 +186,7 @@ for H, K, S in [(4, 2, 2), (99, 3, 1), (224, 2, 2), (223, 2, 2), (7, 3, 2), (6, 
 """)
 
 nb.md(r"""
-The seed also pools one input with different strides. The 4 × 4 example with 2 × 2 windows and
+The article also pools one input with different strides. The 4 × 4 example with 2 × 2 windows and
 stride 1 instead of 2 gives a 3 × 3 output, (4 − 2) / 1 + 1 = 3, and the overlapping windows
 pick some inputs twice (the 6, the 7 and the 8 each win two windows), which will matter for the
 backward pass:
@@ -197,9 +199,9 @@ for stride in [2, 1]:
 """)
 
 nb.md(r"""
-The Keras seed writes the size of a pooling output as `(H - pool + 1) / stride` for
+The article *Layers and parameters* writes the size of a pooling output as `(H - pool + 1) / stride` for
 `padding='valid'`, **rounded up**, and `H / stride` rounded up for `padding='same'`. For 'valid'
-this is the same number: `ceil((H - K + 1) / S) = floor((H - K) / S) + 1`. The seed's model pools
+this is the same number: `ceil((H - K + 1) / S) = floor((H - K) / S) + 1`. The article's model pools
 a 223 × 223 map with 2 × 2 windows: (223 − 2 + 1) / 2 = 111, and our formula gives
 floor(221 / 2) + 1 = 111 too.
 """)
@@ -213,7 +215,8 @@ column `j*stride`.
 
 Loop over the output positions `(i, j)` only: the slice `x[:, :, rows, cols]` is the window of
 every image and every channel at once, and `.max(axis=(2, 3))` reduces it to `(N, C)`. Keep the
-dtype of `x`. cnnlib is switched off while your function is being checked.
+dtype of `x` (float32 in, float32 out). Allowed: numpy; cnnlib and scipy.ndimage's filters
+(`maximum_filter`, ...) are switched off while your function is checked.
 
 The tests check the worked example, overlapping windows, gaps between windows, a leftover row
 that no window fits, float32, and (hidden) 26 random cases.
@@ -257,6 +260,7 @@ is the **mean** of its window. Same arguments, same output shape, same dtype as 
 
 The tests check the worked example (3.25, 5.25, 2, 2), overlapping windows, gaps, and (hidden)
 26 random cases.
+Allowed: numpy, as in Exercise 4.1; cnnlib and scipy.ndimage's filters are switched off.
 """, solution='''
 def avg_pool_forward(x, kernel_size, stride):
     """Mean pooling of x (N, C, H, W) with k x k windows -> out (N, C, H_out, W_out)."""
@@ -299,7 +303,7 @@ nb.md(r"""
 
 Pooling works on each feature map (each channel) on its own: the depth axis takes no part in
 the computation. A pooling layer therefore changes the size of the maps but never their number;
-the seed's example is 224 × 224 × 64 → 112 × 112 × 64. (A convolution layer is different: it
+the article's example is 224 × 224 × 64 → 112 × 112 × 64. (A convolution layer is different: it
 mixes all input channels, and its depth is its number of filters.)
 """)
 
@@ -340,7 +344,7 @@ plt.show()
 
 nb.md(r"""
 In a CNN, pooling comes after a convolution and a ReLU, so it pools **feature maps**, not photos.
-Here is the seed's vertical-line detector applied to the photo, followed by 8 × 8 pooling.
+Here is notebook 01's vertical-line detector applied to the photo, followed by 8 × 8 pooling.
 Max pooling keeps every thin edge at full strength; mean pooling averages each edge with the dark
 background around it, and the weak ones fade: this is why max pooling is the usual choice after
 a convolution.
@@ -388,12 +392,12 @@ nb.md(r"""
 ## 6. Pooling has no parameters
 
 A convolution layer learns its kernels; a pooling layer has nothing to learn: its output is fixed
-by the window and the stride. The seed article draws a conclusion from this: when people say a
+by the window and the stride. The article draws a conclusion from this: when people say a
 CNN has N layers, they count only the layers **with parameters** (convolution and fully
 connected layers), so pooling layers are not counted.
 
 cnnlib's layer classes agree: a `MaxPool2d` has no parameters, and in a model summary every
-pooling row shows 0. Here is the seed's Keras model, rebuilt with cnnlib (Keras shows
+pooling row shows 0. Here is the article's Keras model, rebuilt with cnnlib (Keras shows
 height × width × channels; cnnlib shows NCHW, channels first; `None` is the batch size):
 """)
 
@@ -401,26 +405,26 @@ nb.code("""
 print("parameters of MaxPool2d(2):", layers.MaxPool2d(2).parameters())
 
 rng = np.random.default_rng(0)
-seed_model = model.Sequential([
+keras_model = model.Sequential([
     layers.Conv2d(3, 16, kernel_size=2, rng=rng), layers.MaxPool2d(2),
     layers.Conv2d(16, 32, kernel_size=2, rng=rng), layers.MaxPool2d(2),
     layers.Conv2d(32, 64, kernel_size=2, rng=rng), layers.MaxPool2d(2),
     layers.GlobalAvgPool2d(),
     layers.Linear(64, 133, rng=rng),
 ])
-seed_model.summary((3, 224, 224))
+keras_model.summary((3, 224, 224))
 """)
 
 nb.md(r"""
-Total params: 208 + 2,080 + 8,256 + 8,645 = **19,189**, and 0 for each pooling layer. (The seed's
+Total params: 208 + 2,080 + 8,256 + 8,645 = **19,189**, and 0 for each pooling layer. (The article's
 model also has ReLU and softmax activations; they have no parameters either and do not change
-the shapes, so they are left out here.) By the seed's rule, this is a 4-layer network: three
+the shapes, so they are left out here.) By the article's rule, this is a 4-layer network: three
 convolutions and one dense layer.
 """)
 
 nb.code("""
-with_params = [layer.name for layer in seed_model if layer.parameters()]
-print(f"{len(seed_model)} layers in the summary, {len(with_params)} with parameters: {with_params}")
+with_params = [layer.name for layer in keras_model if layer.parameters()]
+print(f"{len(keras_model)} layers in the summary, {len(with_params)} with parameters: {with_params}")
 """)
 
 # ------------------------------------------------------------------------------------------------
@@ -428,12 +432,12 @@ nb.md(r"""
 ## 7. Global average pooling
 
 Before the classifier, a CNN must turn its last stack of feature maps into one vector. The
-classic way is to **flatten** it: the seed's 32 × 32 × 10 volume becomes 10,240 features, and a
+classic way is to **flatten** it: the article's 32 × 32 × 10 volume becomes 10,240 features, and a
 dense layer connects every one of them to every class.
 
 **Global average pooling** (GAP) is mean pooling with a window as large as the whole map: each
 channel becomes one number, its average over all positions, so `(N, C, H, W)` → `(N, C)`. The
-seed's model uses it (Keras' `GlobalAveragePooling2D`) on its last map, 27 × 27 × 64:
+article's model uses it (Keras' `GlobalAveragePooling2D`) on its last map, 27 × 27 × 64:
 
 | head | features into the dense layer | parameters of Dense(133) |
 |---|---|---|
@@ -442,7 +446,7 @@ seed's model uses it (Keras' `GlobalAveragePooling2D`) on its last map, 27 × 27
 
 With Flatten the whole model would have 6,215,925 parameters instead of 19,189, over 300 times as
 many, almost all in one layer, and a layer that size can memorise the training images instead of
-learning from them (the seeds: GAP reduces the parameters and the overfitting). Let cnnlib count:
+learning from them (the articles: GAP reduces the parameters and the overfitting). Let cnnlib count:
 """)
 
 nb.code("""
@@ -457,9 +461,9 @@ flat_model.summary((3, 224, 224))
 """)
 
 nb.code("""
-n_flat, n_gap = flat_model.count_params(), seed_model.count_params()
+n_flat, n_gap = flat_model.count_params(), keras_model.count_params()
 print(f"Flatten + Dense: {n_flat:,} parameters;  GAP + Dense: {n_gap:,};  ratio {n_flat / n_gap:.0f}x")
-print("the last layer alone:", f"{flat_model[-1].num_params()[0]:,}", "vs", f"{seed_model[-1].num_params()[0]:,}")
+print("the last layer alone:", f"{flat_model[-1].num_params()[0]:,}", "vs", f"{keras_model[-1].num_params()[0]:,}")
 """)
 
 nb.md(r"""
@@ -475,7 +479,7 @@ GoogLeNet and ResNet, notebook 08):
 
 nb.code("""
 for size in [(3, 224, 224), (3, 160, 200)]:
-    print(f"input {size}: last map {seed_model.output_shapes(size)[-3]}, after GAP {seed_model.output_shapes(size)[-2]}")
+    print(f"input {size}: last map {keras_model.output_shapes(size)[-3]}, after GAP {keras_model.output_shapes(size)[-2]}")
 """)
 
 nb.exercise(3, "global average pooling", points=1, text=r"""
@@ -484,6 +488,7 @@ its positions. Return an array of shape `(N, C)` (not `(N, C, 1, 1)`).
 
 The tests check a small example, one image, one channel, non-square maps and (hidden) 12 random
 cases.
+Allowed: numpy; cnnlib is switched off.
 """, solution='''
 def global_avg_pool(x):
     """Global average pooling: x (N, C, H, W) -> (N, C)."""
@@ -527,17 +532,17 @@ nb.md(r"""
 To train a network, the gradient of the loss flows backwards through every layer (notebook 05
 does this in full). A pooling layer receives `dout`, the gradient with respect to its small output
 `(N, C, H_out, W_out)`, and must return `dx`, the gradient with respect to its input
-`(N, C, H, W)`. The seed calls this step **upsample**: each number of `dout` goes back to the
+`(N, C, H, W)`. The article calls this step **upsample**: each number of `dout` goes back to the
 window it came from.
 
 **Max pooling.** `out = max(window)`. Nudge an input that is *not* the maximum a little: the
 output does not change, so its gradient is 0. Nudge the maximum: the output moves by the same
-amount, so its gradient is 1. In the seed's words: the backward pass only needs to know where
+amount, so its gradient is 1. In the article's words: the backward pass only needs to know where
 the maximum was in the forward pass; that position gets the gradient, the others get zero (that
 is what the cache remembers).
 
 **Mean pooling.** `out = (x_1 + … + x_{K·K}) / (K·K)`: every input has the derivative `1 / (K·K)`,
-so each of the `K·K` positions gets `dout / (K·K)`. The seed: spread it evenly.
+so each of the `K·K` positions gets `dout / (K·K)`. The article: spread it evenly.
 
 **Worked example.** The 4 × 4 input of section 2 and `dout = [[1, 2], [3, 4]]`:
 
@@ -635,7 +640,7 @@ print("the numerical gradient splits it:\\n", numeric[0, 0])
 nb.md(r"""
 ### Pooling inside a network
 
-The seed follows the gradient through a block **conv A → activation → pool → conv B**. Knowing
+The article follows the gradient through a block **conv A → activation → pool → conv B**. Knowing
 the gradient at the pooling layer's output, going back to conv A takes two steps: undo the
 pooling (upsample, as above), then multiply by the derivative of the activation (for ReLU: 1
 where conv A's output was positive, 0 elsewhere). In the other direction, a convolution that
@@ -677,6 +682,7 @@ For each window:
 The tests check the worked example, the overlapping example (10 in the middle), the tie, random
 cases against cnnlib and against numerical gradients, and (hidden) 20 random cases (overlapping
 windows, gaps, one image, one channel), 8 more gradient checks and 8 cases full of ties.
+Allowed: numpy; cnnlib is switched off.
 """, solution='''
 def max_pool_backward(dout, x, kernel_size, stride):
     """Gradient of max pooling: dout (N, C, H_out, W_out) -> dx (N, C, H, W)."""
@@ -704,20 +710,15 @@ backward_mistakes = [
     grading.Mistake("these windows overlap, and all four pick the 9 in the middle: it must receive the SUM "
                     "1 + 2 + 3 + 4 = 10. Add to dx (+=) instead of overwriting it.",
                     grading.known_answer(np.array([[[[0., 0., 0.], [0., 4., 0.], [0., 0., 0.]]]]), x=x_overlap)),
-    grading.Mistake("in a tie only the FIRST maximum in row-major order gets the gradient "
-                    "(window.argmax(...) finds it), not every position that equals the maximum.",
-                    grading.known_answer(np.array([[[[5., 5.], [0., 0.]]]]), x=x_tie)),
-    grading.Mistake("in a tie the gradient is not shared: the FIRST maximum in row-major order gets all of it.",
-                    grading.known_answer(np.array([[[[2.5, 2.5], [0., 0.]]]]), x=x_tie)),
-]
+] + grading.max_pool_tie_mistakes()   # a tie sent to the LAST maximum, to EVERY maximum, or shared
 grading.check_function(max_pool_backward, reference, [
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]),
      "x": np.array([[[[1., 1., 2., 4.], [5., 6., 7., 8.], [3., 2., 1., 0.], [1., 2., 3., 4.]]]]),
      "kernel_size": 2, "stride": 2},                                              # the worked example
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]), "x": x_overlap, "kernel_size": 2, "stride": 1},
     {"dout": np.array([[[[5.]]]]), "x": x_tie, "kernel_size": 2, "stride": 2},
-] + grading.with_dout(grading.pool_cases(4, seed=4), F.max_pool2d_forward, seed=4), mistakes=backward_mistakes)
-grading.check_gradients(max_pool_backward, F.max_pool2d_forward, grading.pool_cases(4, seed=44), wrt=["x"])
+] + grading.with_dout(grading.pool_cases(4, 4), F.max_pool2d_forward, 4), mistakes=backward_mistakes)
+grading.check_gradients(max_pool_backward, F.max_pool2d_forward, grading.pool_cases(4, 44), wrt=["x"])
 ### BEGIN HIDDEN TESTS
 hidden_cases = grading.with_dout(grading.pool_cases(20, seed=40401), F.max_pool2d_forward, seed=40401)
 grading.check_function(max_pool_backward, reference, hidden_cases, mistakes=backward_mistakes)
@@ -737,6 +738,7 @@ Pixels that no window covers (gaps, a leftover row) get 0.
 
 The tests check the worked example, the overlapping example (2.5 in the middle), random cases
 against cnnlib and against numerical gradients, and (hidden) 20 random cases and 8 more gradient checks.
+Allowed: numpy; cnnlib is switched off.
 """, solution='''
 def avg_pool_backward(dout, x_shape, kernel_size, stride):
     """Gradient of mean pooling: dout (N, C, H_out, W_out) -> dx of shape x_shape (N, C, H, W)."""
@@ -767,9 +769,9 @@ avg_back_mistakes = [
 grading.check_function(avg_pool_backward, reference, [
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]), "x_shape": (1, 1, 4, 4), "kernel_size": 2, "stride": 2},
     {"dout": np.array([[[[1., 2.], [3., 4.]]]]), "x_shape": (1, 1, 3, 3), "kernel_size": 2, "stride": 1},
-] + grading.with_dout(grading.pool_cases(4, seed=5), F.avg_pool2d_forward, seed=5, by_shape=["x"]),
+] + grading.with_dout(grading.pool_cases(4, 5), F.avg_pool2d_forward, 5, by_shape=["x"]),
    mistakes=avg_back_mistakes)
-grading.check_gradients(avg_pool_backward, F.avg_pool2d_forward, grading.pool_cases(4, seed=55), wrt=["x"],
+grading.check_gradients(avg_pool_backward, F.avg_pool2d_forward, grading.pool_cases(4, 55), wrt=["x"],
                         by_shape=["x"])
 ### BEGIN HIDDEN TESTS
 hidden_cases = grading.with_dout(grading.pool_cases(20, seed=40501), F.avg_pool2d_forward, seed=40501, by_shape=["x"])
@@ -789,7 +791,7 @@ nb.md(r"""
   a 3 × 3 window with stride 1); windows overlap when `S < K`.
 - Each channel is pooled on its own: the depth does not change (224 × 224 × 64 → 112 × 112 × 64).
 - Pooling has no parameters, so it is not counted in a network's number of layers.
-- Global average pooling turns `(N, C, H, W)` into `(N, C)`; in the seed's model the head needs
+- Global average pooling turns `(N, C, H, W)` into `(N, C)`; in the article's model the head needs
   8,645 parameters instead of 6,205,381 with Flatten.
 - Backward ("upsample"): max pooling sends each gradient to the window's first maximum, mean
   pooling spreads `dout / (K·K)` over the window, overlapping windows add up, and `dx` sums to the
@@ -798,6 +800,8 @@ nb.md(r"""
 **Next:** notebook 05 follows the gradient through the other layers (ReLU, dense, convolution,
 the loss) and checks every backward pass numerically.
 """)
+
+nb.references('conv_pool_backprop', 'layers_and_params', 'python_cnn')
 
 if __name__ == "__main__":
     nb.main()

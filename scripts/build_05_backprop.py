@@ -1,6 +1,6 @@
 """Source of solutions/05_backprop/05_backprop.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("05_backprop")
 
@@ -49,6 +49,8 @@ gradients of cnnlib's forward pass. So solve the problem in general rather than 
 cases. Exercises are independent: skipping one costs only its own points. Check the whole notebook
 with the **Validate** button (or `nbgrader validate 05_backprop.ipynb`).
 """)
+
+nb.md(RULES)
 
 nb.setup("""
 import numpy as np
@@ -464,6 +466,8 @@ shape; the gradient at `x == 0` is 0. Do not change `dout` or `x` in place.
 
 The tests check the example above, inputs with exact zeros, random arrays of 1 to 4 axes against
 cnnlib and against numerical gradients, and (hidden) 20 random cases and 6 more gradient checks.
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def relu_backward(dout, x):
     """Gradient of ReLU: dout where x > 0, zero elsewhere (same shape as x)."""
@@ -521,6 +525,8 @@ needed, but a backward pass takes what its forward took). Return `(dx, dw, db)` 
 The tests check the example above, one example (N = 1), one input feature, square weights (where
 a missing transpose still has the right shape), random layers against cnnlib and against
 numerical gradients, and (hidden) 20 random layers and 6 more gradient checks.
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def linear_backward(dout, x, w, b):
     """Gradients of out = x @ w + b: dout (N, out) -> dx (N, in), dw (in, out), db (out,)."""
@@ -876,6 +882,8 @@ once). Leave `x` and `analytic` unchanged. The tests feed right and wrong analyt
 matrix function (right: about 1e-10; transposed; twice too large: 0.5; forgotten, all zeros: 1.0),
 a constant function (0.0), and (hidden) 21 random functions with right, noisy, transposed, doubled,
 negated and missing gradients.
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def gradient_check(f, x, analytic, h=1e-5):
     """Relative error between an analytic gradient and the numerical gradient of f at x."""

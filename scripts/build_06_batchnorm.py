@@ -1,6 +1,6 @@
 """Source of solutions/06_batchnorm/06_batchnorm.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("06_batchnorm")
 
@@ -44,6 +44,8 @@ N ≠ C ≠ H ≠ W, other momentums and eps), so solve the problem in general r
 visible cases. Exercises are independent: skipping one costs only its own points. Check the
 whole notebook with the **Validate** button (or `nbgrader validate 06_batchnorm.ipynb`).
 """)
+
+nb.md(RULES)
 
 nb.setup("""
 import time
@@ -284,6 +286,8 @@ Return new arrays and leave the inputs alone; numpy only. The tests check both m
 worked example, a batch of one, that a sample's output in evaluation mode does not depend on the
 rest of its batch, and (hidden) 24 random cases in both modes whose running statistics are far
 from the batch's own.
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     """Batch norm in either mode: x (N, D) -> out (N, D), running_mean (D,), running_var (D,)."""
@@ -396,6 +400,8 @@ correct `batchnorm_forward`, so only your reshapes are graded here.
 The tests compare with cnnlib's `batchnorm2d_forward` (on copies of the running statistics) in
 both modes, on channels whose means are 0, 10 and 100, and (hidden) 18 random cases with N, C, H
 and W all different and channels of very different means and scales.
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def spatial_batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     """Spatial batch norm: x (N, C, H, W) -> out (N, C, H, W), running_mean (C,), running_var (C,)."""
@@ -609,9 +615,9 @@ def small_net(bn, rng, conv_scale=1.0):
             layer.weight.data *= conv_scale
     return Sequential(layers)
 
-def train_and_test(bn, lr, conv_scale=1.0, seed=0):
+def train_and_test(bn, lr, conv_scale=1.0, init=0):
     \"\"\"Train with plain SGD; return (test accuracy, training losses per epoch), or (None, ...) if it diverged.\"\"\"
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(init)
     net = small_net(bn, rng, conv_scale)
     try:
         history = fit(net, SGD(net.parameters(), lr=lr), X_train, y_train, epochs=2, batch_size=32,
@@ -681,8 +687,8 @@ through ReLU layers; both nets are also tried with weights 0.7 and 2 times that.
 """)
 
 nb.code("""
-def deep_net(bn, weight_scale, depth=10, width=8, seed=0):
-    rng = np.random.default_rng(seed)
+def deep_net(bn, weight_scale, depth=10, width=8, init=0):
+    rng = np.random.default_rng(init)
     layers, channels = [], 1
     for _ in range(depth):
         conv = Conv2d(channels, width, 3, padding=1, rng=rng)

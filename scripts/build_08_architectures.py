@@ -1,6 +1,6 @@
 """Source of solutions/08_architectures/08_architectures.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("08_architectures")
 
@@ -44,6 +44,8 @@ Exercises are independent: skipping one costs only its own points, and the cells
 exercise use cnnlib, not your code. Check the whole notebook with the **Validate** button (or
 `nbgrader validate 08_architectures.ipynb`).
 """)
+
+nb.md(RULES)
 
 nb.setup("""
 import time
@@ -807,6 +809,8 @@ With zero weights the block is ReLU(x), so dx is `dout * (x > 0)`: the whole gra
 skip path. The tests compare with cnnlib's `Residual.backward` (on that case too) and with
 numerical gradients, and (hidden) 15 random blocks. `conv` and `conv_backward` are given correct
 versions while your function is checked.
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def residual_backward(dout, x, w1, w2):
     """Gradients (dx, dw1, dw2) of the identity-shortcut residual block."""

@@ -35,6 +35,20 @@ from cnnlib.grading import conventions
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: The rules every notebook states in its "How to work" paragraph (the grader enforces them the
+#: same way everywhere: cnnlib.grading.checks.check_function and cnnlib.grading.guard).
+RULES = """\
+**What every test checks.** Your function is compared with cnnlib's reference on the visible cases
+and, when graded, on random hidden ones. While it runs, cnnlib's reference is switched off, and so
+are the library functions that would do a "write it yourself" exercise's whole job (scipy.signal's
+`correlate`/`convolve` family, scipy.ndimage's filters, `np.convolve`): each exercise says which
+libraries it allows. numpy's array operations (`np.sum`, `np.pad`, slicing, `@`, ...) are always
+fine. **One dtype rule:** an array you return has the dtype the reference gives: a float input keeps
+its float type (float32 in, float32 out), an integer image gives float64, and counts are integers.
+And leave the arguments alone: a function that changes its input in place (an array or a list)
+fails."""
+
+
 def _dedent(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
 

@@ -72,7 +72,7 @@ def failure(fn, reference, cases, **kwargs) -> str:
     """The message of the GradingFailure that check_function raises."""
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(fn, reference, cases, quiet=True, **kwargs)
-    return str(info.value)
+    return info.value.message
 
 
 # ------------------------------------------------------------------------------------------------
@@ -134,8 +134,9 @@ CONV_MISTAKES = [
     ("forgot stride", lambda x, w, b, s, p: conv_naive(x, w, b, 1, p), "did you leave out the stride?"),
     ("flipped kernel", lambda x, w, b, s, p: conv_naive(x, w[..., ::-1, ::-1], b, s, p), "TRUE convolution"),
     ("stride only in the size", lambda x, w, b, s, p: conv_naive(x, w, b, 1, p)[..., :4, :3], "moved by 1 pixel"),
-    ("one-sided padding", lambda x, w, b, s, p: conv_naive(np.pad(x, ((0, 0), (0, 0), (p, 0), (p, 0))), w, b, s, 0),
-     "one side only"),
+    ("output size of the unpadded input", lambda x, w, b, s, p: conv_naive(x, w, b, s, p)[..., :3, :2],
+     "comes from the PADDED input"),
+    ("channel 0 only", lambda x, w, b, s, p: conv_naive(x[:, :1], w[:, :1], b, s, p), "input channel 0 only"),
     ("forgot bias", lambda x, w, b, s, p: conv_naive(x, w, np.zeros_like(b), s, p), "forget to add the bias"),
 ]
 
@@ -146,6 +147,18 @@ def test_each_conv_mistake_gets_its_hint(label, fn, hint):
     assert "case 1 of 1: x (2, 3, 7, 5), w (4, 3, 3, 3), b (4,), stride=2, padding=1" in message
     hints = [line for line in message.splitlines() if line.strip().startswith("hint:")]
     assert len(hints) == 1 and hint in hints[0], message
+
+
+def test_one_sided_padding_is_told_apart_from_an_unpadded_size():
+    """With stride 2 the two mistakes give the same numbers on STYLE_CASE (the size from the
+    unpadded input wins, as the commoner); with stride 1 the one-sided padding shows."""
+    case = dict(STYLE_CASE, stride=1)
+    one_sided = lambda x, w, b, s, p: conv_naive(np.pad(x, ((0, 0), (0, 0), (p, 0), (p, 0))), w, b, s, 0)
+    message = failure(one_sided, F.conv2d, [case], mistakes=grading.conv_mistakes(F.conv2d))
+    assert "one side only" in hint_of(message) and "PADDED input" not in message, message
+    unpadded = lambda x, w, b, s, p: conv_naive(x, w, b, s, p)[..., :5, :3]
+    message = failure(unpadded, F.conv2d, [case], mistakes=grading.conv_mistakes(F.conv2d))
+    assert "comes from the PADDED input" in hint_of(message) and "one side" not in message, message
 
 
 def test_swapped_height_and_width_is_spotted():
@@ -238,11 +251,20 @@ def test_integer_output_where_floats_are_expected():
     assert "got uint8" in message and "np.zeros_like" in message
 
 
-def test_exact_dtype_when_asked():
+def test_the_dtype_rule_is_enforced_by_default():
+    """One dtype rule everywhere: float32 in, float32 out (exact_dtype=False relaxes it)."""
     case = {"x": np.ones((1, 1, 2, 2), np.float32), "padding": 1}
-    grading.check_function(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], quiet=True)
-    message = failure(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], exact_dtype=True)
+    grading.check_function(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case], quiet=True,
+                           exact_dtype=False)
+    message = failure(lambda x, p: pad_naive(x, p).astype(np.float64), F.pad2d, [case])
     assert "expected output dtype float32, got float64" in message
+    assert "dtype=x.dtype" in message
+
+
+def test_float_counts_fail_where_integers_are_expected():
+    """02 ex 2.2 says "an integer array": float counts must not pass."""
+    message = failure(lambda n: np.ones(n), lambda n: np.ones(n, dtype=int), [{"n": 3}])
+    assert "expected output dtype int64, got float64" in message and "dtype=int" in message
 
 
 def test_a_list_is_not_an_array():
@@ -256,7 +278,7 @@ def test_a_learners_exception_is_reported_with_the_case_and_chained():
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(broken, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], quiet=True)
-    message = str(info.value)
+    message = info.value.message
     assert message.startswith("broken, case 1 of 1: x (1, 1, 2, 2), padding=1\n")
     assert "your function raised IndexError: index 5 is out of bounds for axis 0 with size 1" in message
     assert "in broken (return x[5, 0, 0, 0])" in message
@@ -269,7 +291,7 @@ def test_not_implemented_yet_is_short_and_friendly():
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(todo, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], quiet=True)
-    assert str(info.value) == (
+    assert info.value.message == (
         "todo: not implemented yet. Replace `raise NotImplementedError()` with your code and run the cell again."
     )
     assert info.value.__cause__ is None and info.value.__suppress_context__
@@ -294,7 +316,7 @@ def test_calling_the_reference_is_refused_and_named():
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(cheat, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1}], name="pad2d", quiet=True)
-    message = str(info.value)
+    message = info.value.message
     assert message.startswith("pad2d, case 1 of 1: x (1, 1, 2, 2), padding=1\n")
     assert "pad2d: your code called cnnlib's reference `cnnlib.functional.pad2d`" in message
     assert isinstance(info.value.__cause__, _guard.ReferenceBlockedError)
@@ -412,7 +434,7 @@ def test_check_gradients_against_numerical_gradients(capsys):
 
     with pytest.raises(grading.GradingFailure, match="dw: .* values differ") as info:
         grading.check_gradients(wrong_dw, lambda x, w, b: x @ w + b, cases, wrt=("x", "w", "b"))
-    assert "numerical gradients" in str(info.value)
+    assert "numerical gradients" in info.value.message
 
 
 def test_jupyter_shows_the_learners_traceback_then_the_message_and_no_grader_frames():
@@ -472,7 +494,7 @@ def test_padding_the_channel_axis_gets_a_hint_although_numpy_raised():
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_function(conv_naive_padding_all_axes, F.conv2d, [STYLE_CASE], name="conv_forward_naive",
                                mistakes=grading.conv_mistakes(F.conv2d), quiet=True)
-    message = str(info.value)
+    message = info.value.message
     assert message.startswith("conv_forward_naive, case 1 of 1: x (2, 3, 7, 5), w (4, 3, 3, 3)")
     assert "your function raised ValueError: operands could not be broadcast together" in message
     assert "in conv_naive_padding_all_axes (out[n, f, i, j] = np.sum(window * w[f]) + b[f])" in message
@@ -516,7 +538,7 @@ def test_exception_hints_of_the_exercise_come_first_then_the_common_ones():
 
 
 @pytest.mark.parametrize("body,words", [
-    ("out = np.zeros(2); out[0] = x; return out", "ONE number goes"),
+    ("out = np.zeros(2); out[0] = x; return out", "where one number goes"),
     ("return x.reshape(3, 5)", "keeps the number of values"),
     ("return np.ones((2, 3)) @ np.ones((2, 3))", "A @ B"),
     ("return x[7]", "loops run over the output size"),
@@ -612,7 +634,7 @@ def test_substitute_restores_after_a_failure_and_removes_what_was_absent():
     assert "conv_params" not in globals()
     assert not _guard.is_blocked()
     assert ("note: for this check your `conv_params` was replaced by a correct version, so the problem is in "
-            "model_params itself.") in str(info.value)
+            "model_params itself.") in info.value.message
     with pytest.raises(TypeError, match="expected globals"):
         with grading.substitute(42, conv_params=stand_in):
             pass
@@ -648,7 +670,7 @@ def test_the_learners_own_code_is_still_refused_the_reference():
                              (unwraps_the_stand_in, "your code called cnnlib's reference")]:
             with pytest.raises(grading.GradingFailure) as info:
                 grading.check_function(cheat, lambda *a: [208], MODEL_CASES, name="model_params", quiet=True)
-            assert words in str(info.value), cheat.__name__
+            assert words in info.value.message, cheat.__name__
             assert isinstance(info.value.__cause__, _guard.ReferenceBlockedError)
 
 
@@ -735,7 +757,7 @@ def test_check_gradients_of_a_backward_that_takes_x_shape(capsys):
 
     with pytest.raises(grading.GradingFailure) as info:
         grading.check_gradients(twice, F.avg_pool2d_forward, cases, wrt=["x"], by_shape=["x"], quiet=True)
-    assert str(info.value).startswith(f"twice, case 1 of 4: x_shape={cases[0]['x'].shape}, kernel_size=")
+    assert info.value.message.startswith(f"twice, case 1 of 4: x_shape={cases[0]['x'].shape}, kernel_size=")
 
 
 def test_backward_reference_and_check_function_with_x_shape(capsys):
@@ -774,3 +796,203 @@ def test_without_cache_and_conv2d_hw():
     assert out.shape == (3, 3) and out.dtype == np.float64
     np.testing.assert_allclose(out, F.conv2d(image[None, None].astype(float), np.full((1, 1, 3, 3), 1 / 9),
                                              stride=2, padding=1)[0, 0])
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 11: statements and tests agree
+
+
+def test_library_shortcuts_are_refused_however_they_were_imported():
+    """scipy.signal's correlate2d scores zero in a "write it yourself" exercise, also when the
+    learner imported it under another name before the check started."""
+    from scipy.signal import correlate2d as c2d
+    import scipy.signal
+
+    def shortcut(image, kernel):
+        return c2d(image, kernel, mode="valid")
+
+    case = {"image": np.arange(20.0).reshape(4, 5), "kernel": np.ones((2, 2))}
+    message = failure(shortcut, lambda image, kernel: conv_single_ref(image, kernel), [case], name="xcorr")
+    assert "your code called `scipy.signal.correlate2d`" in message
+    assert "does this exercise's whole job" in message
+    # allowed where the exercise asks for it, and untouched outside a check
+    grading.check_function(shortcut, lambda image, kernel: conv_single_ref(image, kernel), [case],
+                           shortcuts=True, quiet=True)
+    assert np.array_equal(scipy.signal.correlate2d(case["image"], case["kernel"], "valid"),
+                          conv_single_ref(case["image"], case["kernel"]))
+    for call in (lambda: np.convolve([1.0, 2.0], [1.0]), lambda: scipy.signal.convolve2d(np.ones((2, 2)), np.ones((1, 1)))):
+        with pytest.raises(_guard.ShortcutBlockedError), _guard.blocked("ex"):
+            call()
+
+
+def test_a_stand_in_may_use_a_shortcut():
+    from scipy import signal
+
+    stand_in = grading.reference_stand_in(lambda a: signal.correlate2d(a, np.ones((1, 1)), "valid"))
+    namespace = {"helper": None}
+
+    def learner(a):
+        return namespace["helper"](a)
+
+    with grading.substitute(namespace, helper=stand_in):
+        grading.check_function(learner, lambda a: a, [{"a": np.ones((2, 2))}], quiet=True)
+
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda v: v.insert(0, 3), "its length went from 2 to 3"),
+    (lambda v: v.__setitem__(0, 99), "[16, 32] became [99, 32]"),
+    (lambda v: v.reverse(), "[16, 32] became [32, 16]"),
+])
+def test_changing_a_list_argument_in_place_fails(mutate, words):
+    """03 ex 3.3: a model_params that changes its `filters` list must not pass."""
+    def learner(c_in, filters):
+        mutate(filters)
+        return 1
+
+    message = failure(learner, lambda c_in, filters: 1, [{"c_in": 3, "filters": [16, 32]}])
+    assert "changed its input `filters` in place" in message and words in message, message
+
+
+def test_hint_needs_the_answer_to_match_on_every_case():
+    """02 ex 2.1: (n + 2p - k + 1) // s equals "padding counted once" on ONE case only: that case
+    must not earn the padding hint; the +1 inside the division gets its own."""
+    def plus_one_inside(n, kernel_size, stride=1, padding=0):
+        return (n + 2 * padding - kernel_size + 1) // stride
+
+    cases = [{"n": 97, "kernel_size": 3, "stride": 1, "padding": 1}, {"n": 7, "kernel_size": 3, "stride": 2, "padding": 1}]
+    message = failure(plus_one_inside, shapes.conv_output_size, cases, mistakes=grading.output_size_mistakes())
+    assert "+1 comes after the division" in hint_of(message) and "counts twice" not in message
+    # without the mistake that matches, no guess at all
+    others = [m for m in grading.output_size_mistakes() if "after the division" not in m.text(cases[0])]
+    message = failure(plus_one_inside, shapes.conv_output_size, cases, mistakes=others)
+    assert "hint:" not in message, message
+
+
+def test_channel_zero_only_gets_its_hint_and_other_errors_do_not():
+    case = dict(STYLE_CASE)
+    channel0 = lambda x, w, b, s, p: conv_naive(x[:, :1], w[:, :1], b, s, p)
+    assert "input channel 0 only" in hint_of(failure(channel0, F.conv2d, [case], mistakes=grading.conv_mistakes(F.conv2d)))
+    scaled = lambda x, w, b, s, p: 2 * conv_naive(x, w, b, s, p)
+    message = failure(scaled, F.conv2d, [case], mistakes=grading.conv_mistakes(F.conv2d))
+    assert "hint:" not in message and "values differ" in message
+
+
+def conv_fast(x, w, b, stride=1, padding=0):
+    """A learner's vectorized convolution (windows by sliding_window_view, one einsum)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("nchwij,fcij->nfhw", windows, w, optimize=True) + b[None, :, None, None]
+
+
+def test_bias_without_its_axis_is_named_not_the_channel_axis():
+    """03 ex 3.5: `+ b` instead of `b[:, None]` used to hear "did you pad the channel axis?"."""
+    def im2col_conv(x, w, b, stride=1, padding=0):
+        N, F_ = x.shape[0], w.shape[0]
+        out = conv_fast(x, w, np.zeros_like(b), stride, padding)
+        with_b = out.reshape(N, F_, -1) + b        # broadcasting error unless H_out*W_out == F
+        return with_b.reshape(out.shape)
+
+    case = {"x": np.ones((1, 3, 4, 4)), "w": np.ones((2, 3, 3, 3)), "b": np.ones(2), "stride": 1, "padding": 0}
+    message = failure(im2col_conv, F.conv2d, [case], mistakes=grading.conv_mistakes(F.conv2d))
+    assert "Give b the filter axis" in hint_of(message) and "channel" not in hint_of(message), message
+
+
+def test_rows_sliced_twice_is_named():
+    """01 ex 1.1: image[i:i+KH][j:j+KW] used to hear "did you pad the channel or batch axis?"."""
+    def learner(image, kernel):
+        kh, kw = kernel.shape
+        out = np.zeros((image.shape[0] - kh + 1, image.shape[1] - kw + 1))
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = np.sum(image[i:i + kh][j:j + kw] * kernel)
+        return out
+
+    case = {"image": np.arange(30.0).reshape(5, 6), "kernel": np.ones((3, 3))}
+    mistakes = grading.conv_mistakes(conv_single_ref, x="image", w="kernel", b=None)
+    message = failure(learner, conv_single_ref, [case], mistakes=mistakes)
+    assert "slices the ROWS twice" in hint_of(message) and "channel" not in message, message
+
+
+def test_a_pair_padding_that_breaks_an_int_only_solution():
+    """02 ex 2.3: an int-only padding used to hear "did you forget to sum"."""
+    def int_only(x, padding):
+        return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+    message = failure(int_only, F.pad2d, [{"x": np.ones((1, 1, 2, 2)), "padding": 1},
+                                           {"x": np.ones((1, 1, 2, 2)), "padding": (1, 2)}],
+                      mistakes=grading.pad_mistakes())
+    assert "padding is an int P OR a pair" in hint_of(message) and "sum" not in message, message
+
+
+@pytest.mark.parametrize("pick,words", [("last", "LAST maximum"), ("every", "every position equal"),
+                                        ("share", "shared between the maxima")])
+def test_max_pool_ties_get_their_hint(pick, words):
+    from cnnlib.grading.mistakes import _max_pool_backward_by
+
+    reference = grading.backward_reference(F.max_pool2d_forward, F.max_pool2d_backward)
+    cases = grading.with_dout(grading.pool_cases(6, 3, ties=True), F.max_pool2d_forward, 3)
+    learner = lambda dout, x, k, s: _max_pool_backward_by(pick, dout, x, k, s)
+    message = failure(learner, reference, cases, mistakes=grading.max_pool_tie_mistakes())
+    assert words in hint_of(message), message
+    # a different wrong answer (gradients doubled) gets none of the tie hints
+    doubled = lambda dout, x, k, s: 2 * reference(dout, x, k, s)
+    message = failure(doubled, reference, cases, mistakes=grading.max_pool_tie_mistakes())
+    assert "hint:" not in message, message
+
+
+def test_where_the_values_differ():
+    expected = np.zeros((1, 2, 5, 5))
+    wrong = expected.copy()
+    wrong[0, 1, 0, :] = 1.0
+    message = failure(lambda x: wrong, lambda x: expected, [{"x": 0}])
+    assert "where: the differing values lie only at index 1 of axis 1; index 0 of axis 2" in message
+    border = expected.copy()
+    border[..., 0, :] = border[..., -1, :] = border[..., :, 0] = border[..., :, -1] = 1.0   # a ring
+    message = failure(lambda x: border, lambda x: expected, [{"x": 0}])
+    assert "only on the border" in message
+
+
+def test_check_faster_tells_loops_from_a_matrix_product():
+    case = {"x": np.ones((2, 3, 16, 16)), "w": np.ones((8, 3, 3, 3)), "b": np.zeros(8), "stride": 1, "padding": 1}
+    grading.check_faster(conv_fast, grading.conv2d_loops, case, quiet=True)
+    with pytest.raises(grading.GradingFailure, match="about as long as plain loops"):
+        grading.check_faster(conv_naive, grading.conv2d_loops, case, name="conv_forward_im2col")
+    with pytest.raises(grading.GradingFailure, match="your code called cnnlib's reference"):
+        grading.check_faster(grading.conv2d_loops, grading.conv2d_loops, case, name="copied")
+
+
+def test_a_forbidden_function_refuses_inside_the_check():
+    namespace = {}
+    exec("def naive(x):\n    return x\ndef fast(x):\n    return naive(x)", namespace)
+    with grading.substitute(namespace, naive=grading.forbidden("naive", "No loops here.")):
+        message = failure(namespace["fast"], lambda x: x, [{"x": 1.0}])
+    assert "your code called your `naive`. No loops here." in message
+    assert namespace["fast"](2.0) == 2.0  # restored afterwards
+
+
+def test_messages_fit_nbgraders_line_width():
+    """nbgrader validate cuts lines at 90 characters (minus its indent): every line fits."""
+    from cnnlib.grading.failures import WIDTH
+
+    message = str(pytest.raises(grading.GradingFailure, grading.check_function,
+                                lambda x, w, b, stride, padding: conv_naive(x, w, b, 1, padding),
+                                F.conv2d, [STYLE_CASE], mistakes=grading.conv_mistakes(F.conv2d), quiet=True).value)
+    lines = message.splitlines()
+    assert len("GradingFailure: " + lines[0]) <= WIDTH and all(len(line) <= WIDTH for line in lines)
+    assert WIDTH + 4 <= 90 - 3  # nbgrader's indent (4) and its "..." (3) still fit
+    assert " ".join(message.split()) == " ".join(info_message(message).split())
+
+
+def info_message(wrapped: str) -> str:
+    return wrapped
+
+
+def test_a_shortcut_imported_inside_the_function_is_refused_too():
+    def learner(image, kernel):
+        from scipy.ndimage import correlate
+
+        return correlate(image, kernel)[1:-1, 1:-1]
+
+    case = {"image": np.arange(20.0).reshape(4, 5), "kernel": np.ones((3, 3))}
+    message = failure(learner, lambda image, kernel: conv_single_ref(image, kernel), [case])
+    assert "your code called `scipy.ndimage.correlate`" in message

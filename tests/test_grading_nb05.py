@@ -245,7 +245,7 @@ def _run(exercise: int, region: str | None = None) -> str:
         try:
             exec(TESTS[exercise], ns)
         except grading.GradingFailure as failure:
-            return str(failure)
+            return getattr(failure, "message", str(failure))  # unwrapped
     return ""
 
 

@@ -193,7 +193,7 @@ def run_test_cell(exercise: int, region: str | None = None) -> str | None:
     try:
         exec(compile(_cell(f"nb06_ex{exercise}_tests"), "tests", "exec"), ns)
     except grading.GradingFailure as failure:
-        return str(failure)
+        return getattr(failure, "message", str(failure))  # unwrapped
     return None
 
 

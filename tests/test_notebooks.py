@@ -204,3 +204,57 @@ def test_every_figure_has_a_title_and_labelled_axes(assignment, name):
         if cell.cell_type == "code" and "plt.subplots" in cell.source:
             src = cell.source
             assert "set_title" in src and "set_xlabel" in src and "set_ylabel" in src, src[:200]
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 11: what a learner reads
+
+
+@pytest.mark.parametrize("assignment,name", NOTEBOOKS)
+def test_sources_are_cited_and_never_called_seeds(assignment, name):
+    """A references cell names the articles by title and author; the text says "the article", and
+    the word "seed" appears nowhere a learner reads it (hidden tests are not in the release)."""
+    nb = C.read(C.RELEASE / assignment / name)
+    refs = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## References")]
+    assert len(refs) == 1, f"{name}: one references cell (nb.references(...) in the build script)"
+    assert refs[0].source.count("\n- **") >= 1 and "CSDN" in refs[0].source + "Towards Data Science"
+    for cell in nb.cells:
+        text = cell.source if cell.cell_type == "markdown" else re.sub(r"#.*", "", cell.source)
+        words = re.findall(r"(?i)\bseed\b(?!\s*=)", text)
+        assert not words, f"{name}: 'seed' in a {cell.cell_type} cell: {cell.source[:200]}"
+    comments = [line for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+                if re.search(r"(?i)#.*\bseed\b", line)]
+    assert not comments, f"{name}: 'seed' in a comment: {comments[:2]}"
+
+
+@pytest.mark.parametrize("assignment,name", NOTEBOOKS)
+def test_the_rules_are_stated_in_every_notebook(assignment, name):
+    """One dtype rule and the library shortcuts, stated the same way in every notebook."""
+    import sys
+
+    sys.path.insert(0, str(C.REPO / "scripts"))
+    from nbbuild import RULES
+
+    nb = C.read(C.SOLUTIONS / assignment / name)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and C.HEADING.search(c.source))
+    assert any(RULES in c.source for c in nb.cells[:first] if c.cell_type == "markdown"), (
+        f"{name}: state nbbuild.RULES before the first exercise")
+
+
+def test_the_widget_has_a_static_figure_beside_it(executed):
+    """02 promises a static picture of the interactive widget when run headless."""
+    nb, _ = executed("02_padding_and_stride", "02_padding_and_stride.ipynb")
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "interactive_sliding_window(" in c.source)
+    kinds = [set(o.get("data", {})) for o in cell.outputs]
+    assert any("image/png" in k for k in kinds), f"no static figure next to the widget: {kinds}"
+    assert any("application/vnd.jupyter.widget-view+json" in k for k in kinds), kinds
+
+
+@pytest.mark.parametrize("assignment,name", NOTEBOOKS)
+def test_each_exercise_says_what_is_allowed(assignment, name):
+    """Statements and tests agree: every exercise says which libraries it may use."""
+    nb = C.read(C.SOLUTIONS / assignment / name)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and C.HEADING.search(cell.source):
+            assert "Allowed:" in cell.source or "switched off" in cell.source, (
+                f"{name}: {cell.source.splitlines()[0]} says nothing of what is allowed")

@@ -32,6 +32,18 @@ positionally, so a learner may rename parameters). For each case, :func:`check_f
    :data:`COMMON_ERROR_HINTS`) and (chained) its traceback; an unfinished exercise
    (``NotImplementedError``) gets a one-line "not implemented yet".
 
+While the learner's function runs, the library shortcuts that would do a "write it yourself"
+exercise's whole job (scipy.signal's correlate/convolve family, scipy.ndimage's filters,
+``np.convolve``; :data:`guard.SHORTCUTS`) are refused by the guard like cnnlib's reference, however
+they were imported; ``check_function(..., shortcuts=True)`` allows them where the statement asks
+for them. Arrays must have the reference's exact dtype (the course's one dtype rule,
+:data:`compare.DTYPE_RULE`), an argument changed in place (an array, a list, a dict) fails, and
+a hint is given only when the learner's answers equal the mistake's on this case and on every
+case checked before it; otherwise the message says what differs and where. Messages are wrapped
+to 80 columns, so that ``nbgrader validate`` shows them whole. :func:`check_faster` times a
+vectorized exercise against plain loops (:func:`conv2d_loops`), and :func:`forbidden` makes a
+stand-in that refuses to run (a vectorized exercise must not call the learner's loop version).
+
 Hidden tests draw many cases from a seeded generator (:func:`conv_cases`, :func:`pool_cases`,
 :func:`pad_cases`, :func:`image_cases`, :func:`size_cases`, :func:`linear_cases`,
 :func:`array_cases`, or :func:`random_cases` with your own ``make_case(rng)``), so hard-coding the
@@ -86,6 +98,12 @@ _HOME = {
     "check_function": "checks",
     "check_value": "checks",
     "check_gradients": "checks",
+    "check_faster": "checks",
+    "forbidden": "references",
+    "conv2d_loops": "references",
+    "im2col_reference": "references",
+    "max_pool_tie_mistakes": "mistakes",
+    "DTYPE_RULE": "compare",
     "GradingFailure": "failures",
     "describe_case": "failures",
     "Mistake": "mistakes",

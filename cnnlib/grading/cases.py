@@ -4,6 +4,9 @@ A *case* is a dict of a function's arguments in signature order. Hidden tests dr
 from one seeded generator (overlapping windows, stride > 1, odd and non-square sizes, N = 1,
 C = 1), so hard-coding the visible answers scores nothing. Also the small helpers on cases and
 results that the other grading modules share (``_first``, ``_pair``, ...).
+
+Every generator takes the number of cases and its seed, by keyword (``seed=30101``, as hidden
+tests write it) or positionally (``pool_cases(4, 4)`` in visible tests, which learners read).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def _shapes_of(case: Case, names: Sequence[str]) -> dict:
     return {(f"{k}_shape" if k in names else k): (tuple(np.shape(v)) if k in names else v) for k, v in case.items()}
 
 
-def random_cases(make_case: Callable[[np.random.Generator], dict], n: int, *, seed: int) -> list[dict]:
+def random_cases(make_case: Callable[[np.random.Generator], dict], n: int, seed: int) -> list[dict]:
     """``n`` cases from ``make_case(rng)`` with one seeded generator (for your own kinds of case).
 
     Example:
@@ -62,7 +65,7 @@ def random_cases(make_case: Callable[[np.random.Generator], dict], n: int, *, se
     return [make_case(rng) for _ in range(n)]
 
 
-def with_dout(cases: Iterable[Case], forward: Callable, *, seed: int, by_shape: Sequence[str] = ()) -> list[dict]:
+def with_dout(cases: Iterable[Case], forward: Callable, seed: int, *, by_shape: Sequence[str] = ()) -> list[dict]:
     """Backward-pass cases from forward-pass cases: a random upstream gradient ``dout`` of the shape
     of ``forward(*case)``'s output (of ``out`` when it returns ``(out, cache)``) goes in front of
     each case's arguments, for exercises ``backward(dout, x, ...)``.
@@ -88,8 +91,8 @@ def with_dout(cases: Iterable[Case], forward: Callable, *, seed: int, by_shape: 
 
 def conv_cases(
     n: int,
-    *,
     seed: int,
+    *,
     layout: str = "nchw",
     stride: bool = True,
     padding: bool = True,
@@ -148,7 +151,7 @@ def conv_cases(
 
 
 def pool_cases(
-    n: int, *, seed: int, stride: bool = True, ties: bool = False, max_size: int = 9, dtype: Any = np.float64
+    n: int, seed: int, *, stride: bool = True, ties: bool = False, max_size: int = 9, dtype: Any = np.float64
 ) -> list[dict]:
     """Pooling cases ``{"x" (N, C, H, W), "kernel_size", "stride"}``: overlapping windows (stride <
     kernel), non-overlapping, gaps (stride > kernel), non-square inputs, N = 1, C = 1. Values are
@@ -188,7 +191,7 @@ def pool_cases(
     return cases
 
 
-def pad_cases(n: int, *, seed: int, layout: str = "nchw", pairs: bool = True, max_size: int = 6) -> list[dict]:
+def pad_cases(n: int, seed: int, *, layout: str = "nchw", pairs: bool = True, max_size: int = 6) -> list[dict]:
     """Zero-padding cases ``{"x", "padding"}``: NCHW (or HW) arrays, padding 0..3 as an int or an
     ``(h, w)`` pair (when ``pairs``).
 
@@ -210,8 +213,8 @@ def pad_cases(n: int, *, seed: int, layout: str = "nchw", pairs: bool = True, ma
 
 def image_cases(
     n: int,
-    *,
     seed: int,
+    *,
     rgb: bool = False,
     kernel: bool = False,
     kernel_sizes: Sequence[int] = (1, 3, 5),
@@ -238,7 +241,7 @@ def image_cases(
     return cases
 
 
-def size_cases(n: int, *, seed: int, max_size: int = 256) -> list[dict]:
+def size_cases(n: int, seed: int, *, max_size: int = 256) -> list[dict]:
     """Output-size cases ``{"n", "kernel_size", "stride", "padding"}`` (all valid: the kernel fits
     the padded input); most have ``n + 2*padding - kernel_size`` not divisible by the stride, so
     rounding matters.
@@ -262,7 +265,7 @@ def size_cases(n: int, *, seed: int, max_size: int = 256) -> list[dict]:
     return cases
 
 
-def linear_cases(n: int, *, seed: int, bias: bool = True, max_features: int = 8) -> list[dict]:
+def linear_cases(n: int, seed: int, *, bias: bool = True, max_features: int = 8) -> list[dict]:
     """Fully connected cases ``{"x" (N, D), "w" (D, M), "b" (M,)}`` with N = 1 and D = 1 included.
 
     Example:
@@ -284,7 +287,7 @@ def linear_cases(n: int, *, seed: int, bias: bool = True, max_features: int = 8)
 
 
 def array_cases(
-    n: int, *, seed: int, name: str = "x", min_ndim: int = 1, max_ndim: int = 4, max_size: int = 6
+    n: int, seed: int, *, name: str = "x", min_ndim: int = 1, max_ndim: int = 4, max_size: int = 6
 ) -> list[dict]:
     """Cases ``{name: array}`` of random shape with values on both sides of zero (ReLU, softmax).
 

@@ -35,7 +35,8 @@ def check_function(
     mistakes: Sequence[Mistake | ErrorHint] = (),
     rtol: float | None = None,
     atol: float | None = None,
-    exact_dtype: bool = False,
+    exact_dtype: bool = True,
+    shortcuts: bool = False,
     quiet: bool = False,
 ) -> None:
     """Check ``fn`` against ``reference`` on every case; raise :class:`GradingFailure` on the first miss.
@@ -53,8 +54,12 @@ def check_function(
             learner's gives the hint; and :class:`ErrorHint` entries for exceptions the learner's
             function raises.
         rtol, atol: tolerances for float outputs (default: tight for float64, looser for float32).
-        exact_dtype: also require the reference's exact dtype (by default float32 vs float64 is
-            accepted, integers where floats are expected are not).
+        exact_dtype: require the reference's exact dtype for arrays (the course's one dtype rule,
+            :data:`~cnnlib.grading.compare.DTYPE_RULE`: float32 in, float32 out; counts are ints).
+            ``False`` accepts any float dtype where a float is expected (never integers).
+        shortcuts: allow the library shortcuts (scipy.signal's correlate/convolve, ...; see
+            :data:`cnnlib.grading.guard.SHORTCUTS`) while ``fn`` runs, for an exercise whose
+            statement asks for them. By default they are switched off, like cnnlib's reference.
         quiet: do not print the one-line success message.
 
     Example:
@@ -70,16 +75,19 @@ def check_function(
     cases = list(cases)
     wrong_answers = [m for m in mistakes if isinstance(m, Mistake)]
     error_hints = [m for m in mistakes if isinstance(m, ErrorHint)]
+    history: list[tuple[Case, Any]] = []  # (case, answer) of the cases passed, for the hints
     for i, case in enumerate(cases, 1):
         header = f"{name}, case {i} of {len(cases)}: {describe_case(case)}"
         pristine = copy.deepcopy(list(case.values()))
-        got = _call_learner(fn, case, name, header, error_hints=error_hints)
+        got = _call_learner(fn, case, name, header, error_hints=error_hints, shortcuts=shortcuts)
         # computed after the learner's call: their code cannot read (or edit) it in this frame
         expected = reference(*pristine)
         problems = _check_result(got, expected, outputs, rtol, atol, exact_dtype)
         if problems:
-            problems += _hints(got, expected, case, outputs, wrong_answers, rtol, atol)
+            problems += _hints(got, expected, case, outputs, wrong_answers, rtol, atol, history)
             _fail(header + "".join("\n  " + p for p in problems + _stand_in_note(name)))
+        if wrong_answers:
+            history.append((dict(zip(case.keys(), pristine)), got))
     if not quiet:
         print(f"✔ {name}: {_cases_pass(len(cases))}")
 
@@ -175,7 +183,8 @@ def check_gradients(
 
 
 def _call_learner(
-    fn: Callable, case: Case, name: str, header: str, leading: tuple = (), error_hints: Sequence[ErrorHint] = ()
+    fn: Callable, case: Case, name: str, header: str, leading: tuple = (), error_hints: Sequence[ErrorHint] = (),
+    shortcuts: bool = False,
 ) -> Any:
     """Call the learner's function with the reference blocked; turn its errors into messages."""
     __tracebackhide__ = True
@@ -183,7 +192,7 @@ def _call_learner(
     args = list(case.values())
     before = copy.deepcopy(args)
     try:
-        with guard.blocked(name):
+        with guard.blocked(name, shortcuts=shortcuts):
             got = fn(*leading, *args)
     except NotImplementedError:
         raise GradingFailure(
@@ -206,10 +215,11 @@ def _call_learner(
     for key, old, new in zip(case.keys(), before, args):
         changed = _changed(old, new)
         if changed:
+            fix = ("build a new list (list(...), a + [...], a list comprehension)" if isinstance(old, list)
+                   else "write to a new array (np.zeros(...), np.pad(...), x.copy())")
             raise GradingFailure(
                 f"{header}\n  your function changed its input `{key}` in place ({changed}); "
-                f"hint: leave the inputs alone and write to a new array (np.zeros(...), np.pad(...), "
-                f"x.copy())" + note
+                f"hint: leave the inputs alone and {fix}" + note
             )
     return got
 
@@ -221,3 +231,56 @@ def _numerical_gradient(forward: Callable, case: Case, key: str, dout: np.ndarra
     args = {k: copy.deepcopy(v) for k, v in case.items()}
     args[key] = v = np.array(args[key], dtype=np.float64)
     return numerical_gradient(lambda _: _first(forward(*args.values())), v, df=dout, h=eps)
+
+
+def check_faster(
+    fn: Callable,
+    loops: Callable,
+    case: Case,
+    *,
+    name: str | None = None,
+    factor: float = 5.0,
+    repeats: int = 3,
+    quiet: bool = False,
+) -> None:
+    """Check that ``fn`` is vectorized: at least ``factor`` times faster than ``loops`` on ``case``.
+
+    ``loops`` is a plain-loop version of the same operation (e.g. :func:`conv2d_loops`); on a case
+    of a few thousand windows it takes tens of milliseconds, a vectorized version well under one.
+    Both are timed the same way (best of ``repeats`` runs; ``fn`` inside the reference guard), so
+    the load of the machine cancels out. A "vectorized" exercise that calls a loop version (the
+    learner's own, or copied loops) is about as slow as the loops and fails.
+
+    Example:
+        >>> def loops(x):
+        ...     return [sum(v for v in range(int(x))) for _ in range(200)]
+        >>> check_faster(lambda x: [x * (x - 1) // 2] * 200, loops, {"x": 3000}, name="sums")
+        ✔ sums: faster than loops
+    """
+    __tracebackhide__ = True
+    import time
+
+    name = name or getattr(fn, "__name__", "your function")
+    header = f"{name}, timed on: {describe_case(case)}"
+
+    def best(call: Callable[[], Any], n: int) -> float:
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    args = list(copy.deepcopy(list(case.values())))
+    for _attempt in range(2):  # a second look before failing: a busy machine can stall one run
+        slow = best(lambda: loops(*copy.deepcopy(args)), 1)
+        fast = best(lambda: _call_learner(fn, dict(zip(case.keys(), copy.deepcopy(args))), name, header), repeats)
+        if fast * factor <= slow:
+            break
+    if fast * factor > slow:
+        _fail(f"{header}\n  your function took {fast * 1e3:.1f} ms, about as long as plain loops "
+              f"({slow * 1e3:.1f} ms); it must be at least {factor:g} times faster. No loops here: "
+              "do not call your loop version (or copy its loops); let numpy do the work in "
+              "whole-array operations.")
+    if not quiet:
+        print(f"✔ {name}: faster than loops")

@@ -72,8 +72,7 @@ def _compare(got: Any, expected: Any, label: str, rtol: float, atol: float, exac
                     "np.zeros(shape) (float64), not np.zeros_like(...) of an integer array, and "
                     "divide with / rather than //"]
         if exact_dtype and got.dtype != expected.dtype:
-            return [f"expected {label} dtype {expected.dtype}, got {got.dtype}; hint: keep the "
-                    "input's dtype (e.g. np.zeros(shape, dtype=x.dtype))"]
+            return [_dtype_problem(label, expected.dtype, got.dtype)]
         if got.dtype.kind not in "biufc":
             return [f"expected {label} with numbers, got dtype {got.dtype}"]
         return _value_problems(got, expected, label, rtol, atol)
@@ -93,7 +92,7 @@ def _compare(got: Any, expected: Any, label: str, rtol: float, atol: float, exac
         if isinstance(got, np.ndarray) and got.ndim == 0:
             got = got.item()
         if isinstance(got, (bool, np.bool_)) or not isinstance(got, numbers.Real):
-            return [f"expected {label} {expected!r} (a number), got {_short(got)} ({type(got).__name__})"]
+            return [f"expected {label} {float(expected):.6g} (a number), got {_short(got)} ({type(got).__name__})"]
         ok = math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol) or (
             math.isnan(float(got)) and math.isnan(float(expected)))
         return [] if ok else [f"expected {label} {float(expected):.6g}, got {float(got):.6g}"]
@@ -110,6 +109,24 @@ def _compare(got: Any, expected: Any, label: str, rtol: float, atol: float, exac
     return [] if ok else [f"expected {label} {_short(expected)}, got {_short(got)}"]
 
 
+#: The course's one dtype rule, stated in every notebook's introduction and enforced by every
+#: array check (``check_function(..., exact_dtype=True)``, the default).
+DTYPE_RULE = ("an array you return has the dtype the reference gives: a float input keeps its "
+              "float type (float32 in, float32 out), integer images give float64, and counts are "
+              "integers")
+
+
+def _dtype_problem(label: str, expected: np.dtype, got: np.dtype) -> str:
+    if expected.kind in "iu" and got.kind == "f":
+        fix = "counts are whole numbers: create the array with dtype=int (np.zeros(shape, dtype=int))"
+    elif expected.kind == "f" and got.kind == "f":
+        fix = ("a float input keeps its float type: create the output with "
+               "np.zeros(shape, dtype=x.dtype), where x is the input")
+    else:
+        fix = "see the dtype rule in the notebook's introduction"
+    return f"expected {label} dtype {expected}, got {got}; {fix}"
+
+
 def _plain_array(a: np.ndarray) -> np.ndarray:
     """``a`` as a plain ndarray over the same memory: a subclass of the learner's could lie about
     its ``shape`` or answer np.isclose(...) with True through ``__array_function__``."""
@@ -124,10 +141,37 @@ def _value_problems(got: np.ndarray, expected: np.ndarray, label: str, rtol: flo
     bad = np.argwhere(~close)
     idx = tuple(int(v) for v in bad[0])
     where = f" at index {idx}" if idx else ""
-    return [
+    problems = [
         f"{label}: {len(bad)} of {expected.size} values differ (rtol={rtol:g}, atol={atol:g}); "
         f"first{where}: expected {_num(expected[idx])}, got {_num(got[idx])}"
     ]
+    located = _where(~close)
+    if located:
+        problems.append(f"where: {located}")
+    return problems
+
+
+def _where(bad: np.ndarray) -> str:
+    """Where the differing values lie, when that narrows it down: 'only at index 0 of axis 1',
+    'only on the border (first/last rows and columns)', ...; '' when they are everywhere."""
+    if bad.ndim == 0 or bad.all():
+        return ""
+    parts, spatial = [], False
+    for axis in range(bad.ndim):
+        hit = np.flatnonzero(bad.any(axis=tuple(a for a in range(bad.ndim) if a != axis)))
+        if bad.shape[axis] > 1 and len(hit) < bad.shape[axis]:
+            shown = ", ".join(str(v) for v in hit[:4]) + (", ..." if len(hit) > 4 else "")
+            parts.append(f"index {shown} of axis {axis}" if len(hit) == 1
+                         else f"indices {shown} of axis {axis}")
+            spatial |= axis >= bad.ndim - 2 and len(hit) <= 2
+    if not spatial and bad.ndim >= 2 and bad.shape[-1] > 3 and bad.shape[-2] > 3:
+        inner = bad[..., 1:-1, 1:-1]
+        if not inner.any():
+            return ("only on the border (the first or last rows and columns of the last two axes); "
+                    "the inside is right")
+    if not parts:
+        return ""
+    return "the differing values lie only at " + "; ".join(parts)
 
 
 def _changed(old: Any, new: Any) -> str:
@@ -145,37 +189,58 @@ def _changed(old: Any, new: Any) -> str:
             return (f"{count} value{'s' if count > 1 else ''} changed, first at index {idx}: "
                     f"{_num(old[idx])} became {_num(new[idx])}")
         return ""
-    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and len(old) == len(new):
-        for o, n in zip(old, new):
+    if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
+        return f"it became {_short(new)}"
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        if len(old) != len(new):
+            return f"its length went from {len(old)} to {len(new)}: {_short(old)} became {_short(new)}"
+        for i, (o, n) in enumerate(zip(old, new)):
             c = _changed(o, n)
             if c:
-                return c
+                return f"[{i}] {c}" if isinstance(o, (list, tuple, dict, np.ndarray)) else (
+                    f"{_short(old)} became {_short(new)}")
+        return ""
     if isinstance(old, dict) and isinstance(new, dict):
+        if set(old) != set(new):
+            return f"its keys went from {sorted(map(str, old))} to {sorted(map(str, new))}"
         for k in old:
             c = _changed(old[k], new.get(k))
             if c:
                 return f"[{k!r}] {c}"
-    return ""
+        return ""
+    if type(old) is not type(new):
+        return f"{_short(old)} became {_short(new)}"
+    try:
+        same = bool(old == new) or (old != old and new != new)  # NaN stays NaN
+    except Exception:  # pragma: no cover - an object that cannot compare: assume unchanged
+        return ""
+    return "" if same else f"{_short(old)} became {_short(new)}"
 
 
-def _hints(got, expected, case, outputs, mistakes, rtol, atol) -> list[str]:
-    """The hint of the first mistake whose wrong answer equals the learner's (exactly, or failing
-    that in shape when the learner's shape is wrong)."""
-    answers = []
+def _hints(got, expected, case, outputs, mistakes, rtol, atol, history=()) -> list[str]:
+    """The hint of the first mistake whose wrong answer equals the learner's on this case AND on
+    every earlier case of the check where the mistake applies (``history``: the ``(case, got)``
+    pairs of the cases that passed). A wrong answer that only happens to equal a mistake's on one
+    case (a single number, say) gets no hint: the message then says what differs and where."""
     for m in mistakes:
         try:
             wrong = m.wrong(case)
         except Exception:  # the mistake does not apply to this case
             continue
-        if not _check_result(got, wrong, outputs, rtol, atol, False):
-            return ["hint: " + m.text(case)]
-        answers.append((m, wrong))
-    labels, values, problems = _select(got, outputs)
-    _, exp_values, _ = _select(expected, outputs)
-    if problems or not any(np.shape(v) != np.shape(e) for v, e in zip(values, exp_values)):
-        return []
-    for m, wrong in answers:
-        _, wrong_values, bad = _select(wrong, outputs)
-        if not bad and all(np.shape(v) == np.shape(w) for v, w in zip(values, wrong_values)):
+        if _check_result(got, wrong, outputs, rtol, atol, False):
+            continue
+        if not _check_result(expected, wrong, outputs, rtol, atol, False):
+            continue  # on this case the mistake gives the right answer: it explains nothing
+        if all(_consistent(m, c, g, outputs, rtol, atol) for c, g in history):
             return ["hint: " + m.text(case)]
     return []
+
+
+def _consistent(m, case, got, outputs, rtol, atol) -> bool:
+    """The learner's answer on an earlier case is what mistake ``m`` gives there (or ``m`` does not
+    apply to that case)."""
+    try:
+        wrong = m.wrong(case)
+    except Exception:
+        return True
+    return not _check_result(got, wrong, outputs, rtol, atol, False)

@@ -4,7 +4,9 @@ the learner's own frames of a traceback (never the grader's, never the test cell
 from __future__ import annotations
 
 import os
+import re
 import sysconfig
+import textwrap
 import traceback
 from typing import Any, Mapping
 
@@ -14,8 +16,55 @@ import numpy as np
 Case = Mapping[str, Any]
 
 
+#: Width of a failure message's lines. ``nbgrader validate`` (the command and the Validate button)
+#: cuts every output line at 90 characters minus its indent, so messages are wrapped to fit.
+WIDTH = 80
+_PREFIX = "GradingFailure: "  # what IPython puts in front of the first line
+
+
+def wrap_message(message: str, width: int = WIDTH) -> str:
+    """``message`` with every line wrapped to ``width`` characters (the first one shorter by the
+    ``GradingFailure: `` that precedes it). A continued line keeps its indent, plus 6 after a
+    ``hint:``/``note:``/``where:`` label, so the text still reads as one paragraph.
+
+    Example:
+        >>> print(wrap_message("case 1: x (2, 3)\\n  hint: " + "word " * 20, width=40))
+        case 1: x (2, 3)
+          hint: word word word word word word
+                word word word word word word
+                word word word word word word
+                word word
+    """
+    out: list[str] = []
+    for k, line in enumerate(message.split("\n")):
+        limit = width - (len(_PREFIX) if k == 0 else 0)
+        if len(line) <= limit:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        # keep "(3, 3)" and "padding=(1, 2)" in one piece: break between arguments, not inside them
+        line = re.sub(r"(?:\b\w+ )?\([^()]{0,40}\)", lambda m: m[0].replace(" ", "\x00"), line)
+        label = re.match(r"\s*(hint|note|where|expected|your function raised)\b:?\s*", line)
+        extra = " " * 6 if label and label.group(1) in ("hint", "note", "where") else "  "
+        first = textwrap.wrap(line.strip(), width=limit - len(indent), break_on_hyphens=False,
+                              break_long_words=True)
+        rest = textwrap.wrap(" ".join(first[1:]), width=width - len(indent) - len(extra),
+                             break_on_hyphens=False, break_long_words=True)
+        out.append(indent + first[0])
+        out.extend(indent + extra + r for r in rest)
+    return "\n".join(out).replace("\x00", " ")
+
+
 class GradingFailure(AssertionError):
-    """A test cell's check failed; the message says which case, what was wrong and a hint."""
+    """A test cell's check failed; the message says which case, what was wrong and a hint.
+
+    The message is wrapped to :data:`WIDTH` characters a line, so that ``nbgrader validate``
+    shows all of it.
+    """
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        self.message = str(message)  # unwrapped, one line per problem
+        super().__init__(wrap_message(self.message), *args)
 
     def _render_traceback_(self) -> list[str]:
         """What IPython shows for this failure: the learner's own traceback when their code raised,

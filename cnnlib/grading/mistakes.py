@@ -81,8 +81,8 @@ COMMON_ERROR_HINTS: list[ErrorHint] = [
               "what you assign does not fit the slice it goes into (both shapes are in the error): "
               "check the slice's bounds, and reduce what you assign to the slice's shape."),
     ErrorHint(ValueError, r"setting an array element with a sequence",
-              "you put an array where ONE number goes: out[...] at one position holds one number; "
-              "did you forget to sum (np.sum(...)) or to reduce the window?"),
+              "numpy was given several numbers (an array, a list or a tuple) where one number goes: "
+              "print what you pass on that line and its shape."),
     ErrorHint(ValueError, r"cannot reshape array of size",
               "a reshape keeps the number of values: the product of the new shape must equal the "
               "array's size."),
@@ -213,6 +213,34 @@ def conv_mistakes(
     def no_bias(case: Case):
         return with_args(reference, **{b: lambda v: np.zeros_like(v)})(case)
 
+    def first_channel_only(case: Case):
+        if np.ndim(case[x]) != 4 or np.shape(case[x])[1] < 2:
+            raise KeyError(x)  # one channel: the same answer
+        return with_args(reference, **{x: lambda v: np.asarray(v)[:, :1], w: lambda v: np.asarray(v)[:, :1]})(case)
+
+    def unpadded_size(case: Case):
+        p_ = _pair(case[padding])
+        if p_ == (0, 0):
+            raise KeyError(padding)
+        right = _first(reference(*copy.deepcopy(list(case.values()))))
+        xs, ws = np.shape(case[x]), np.shape(case[w])
+        s_ = _pair(case.get(stride, 1))
+        ho, wo = ((xs[-2] - ws[-2]) // s_[0] + 1, (xs[-1] - ws[-1]) // s_[1] + 1)
+        if ho < 1 or wo < 1:
+            raise KeyError(padding)
+        return _on_out(right, lambda o: o[..., :ho, :wo])
+
+    def bias_on_last_axis(case: Case):
+        if np.ndim(case[x]) != 4 or b is None:
+            raise KeyError(b)
+        bias = np.asarray(case[b])
+        out = with_args(reference, **{b: lambda v: np.zeros_like(v)})(case)
+        o = _first(out)
+        flat = o.reshape(o.shape[0], o.shape[1], -1)
+        if flat.shape[-1] != bias.shape[0]:
+            raise KeyError(b)  # numpy would raise instead
+        return _on_out(out, lambda o: (flat + bias).reshape(o.shape))
+
     mistakes = [
         _needs(Mistake(lambda c: formula(c, "padding"), with_args(reference, **{padding: 0})), padding),
         _needs(Mistake(lambda c: formula(c, "stride"), with_args(reference, **{stride: 1})), stride),
@@ -227,6 +255,11 @@ def conv_mistakes(
             "(i, j) starts at input row i*stride and column j*stride.",
             unit_stride_cropped,
         ), stride),
+        # before "one side only": on the top-left windows the two give the same numbers, and a
+        # size computed from the unpadded input is by far the commoner mistake
+        _needs(Mistake(
+            lambda c: "the output size comes from the PADDED input: " + formula(c, "padding").split(";")[0]
+            + "; your output has the size of the unpadded input's windows.", unpadded_size), padding),
         _needs(Mistake(
             "zeros were added on one side only: padding adds `padding` rows at the top AND the "
             "bottom, and `padding` columns on the left AND the right.",
@@ -237,16 +270,52 @@ def conv_mistakes(
             swapped,
         ),
     ]
+    mistakes.append(Mistake(
+        "your output uses input channel 0 only: a filter covers ALL input channels. Multiply the "
+        "window of every channel, x_pad[n, :, rows, cols], by w[f] and sum it all (then add b[f]).",
+        first_channel_only))
     if b is not None:
         mistakes.append(_needs(Mistake("did you forget to add the bias b[f] to every output of filter f?",
                                        no_bias), b))
+        mistakes.append(_needs(Mistake(
+            "the bias was added along the last axis: b[f] belongs to every output of filter f "
+            "(axis 1): b[:, None] for (N, F, H_out*W_out), b[None, :, None, None] for (N, F, H_out, W_out).",
+            bias_on_last_axis), b))
 
-    def window_vs_kernel(case: Case, exc: BaseException) -> str:
+    def bias_shape(case: Case, exc: BaseException) -> str | None:
+        if b is None or b not in case:
+            return None
+        bs = tuple(np.shape(case[b]))
+        shapes = _shapes_in(str(exc))
+        if bs not in shapes or len(shapes) < 2:
+            return None
+        other = next(sh for sh in shapes if sh != bs)
+        return (f"the bias b {bs} does not fit {other}: numpy lines shapes up from the LAST axis, "
+                f"but b[f] belongs to filter f (axis 1). Give b the filter axis: b[:, None] for "
+                f"(N, F, H_out*W_out), b[None, :, None, None] for (N, F, H_out, W_out).")
+
+    def sliced_twice(case: Case, exc: BaseException) -> str | None:
+        xs, ws = np.shape(case[x]), np.shape(case[w])
+        ph, pw = _pair(case.get(padding, 0))
+        widths = {xs[-1], xs[-1] + 2 * pw}
+        kernel = tuple(ws[-2:])
+        for sh in _shapes_in(str(exc)):
+            if len(sh) >= 2 and sh[-1] in widths and sh[-1] != kernel[-1] and sh[-2] <= kernel[-2]:
+                return (f"a window of shape {sh} spans every column: a[i:i+KH][j:j+KW] slices the "
+                        f"ROWS twice (the second [...] picks rows of the first slice). Slice both "
+                        f"axes at once: a[i:i+KH, j:j+KW].")
+        return None
+
+    def window_vs_kernel(case: Case, exc: BaseException) -> str | None:
         xs, ws = np.shape(case[x]), np.shape(case[w])
         ph, pw = _pair(case.get(padding, 0))
         kernel = tuple(ws[1:]) if len(ws) == 4 else tuple(ws)  # what one window must match
         shapes = _shapes_in(str(exc))
+        if kernel not in shapes:
+            return None  # not a window times the kernel: no guess
         windows = [sh for sh in shapes if sh != kernel and len(sh) == len(kernel)]
+        if not windows:
+            return None
         pad_hw = (f"np.pad(x, ((0, 0), (0, 0), ({ph}, {ph}), ({pw}, {pw})))" if len(xs) == 4
                   else f"np.pad(image, (({ph}, {ph}), ({pw}, {pw})))")
         if len(kernel) == 3 and windows and windows[0][0] != kernel[0]:
@@ -258,10 +327,14 @@ def conv_mistakes(
             return (f"a window of shape {windows[0]} is smaller than the kernel {kernel}: it was cut "
                     f"short at the border. {padded} the output positions run over range(H_out) and "
                     f"range(W_out) only: " + formula(case, "padding").split(";")[0] + ".")
-        return (f"check the shapes of the slices you multiply: a window must have the kernel's shape "
-                f"{kernel}. Did you pad the channel or batch axis? Pad only the height and the width: "
-                f"{pad_hw}.")
+        if len(kernel) == 3 and windows[0][1:] != kernel[1:] and len(xs) == 4:
+            return (f"a window of shape {windows[0]} times w[f] {kernel}: a window must have the "
+                    f"filter's shape (all channels, KH rows, KW columns); check its slice bounds.")
+        return (f"a window of shape {windows[0]} times the kernel {kernel}: a window must have the "
+                f"kernel's shape; check the bounds of its slice.")
 
+    mistakes.append(ErrorHint(ValueError, r"operands could not be broadcast together", bias_shape))
+    mistakes.append(ErrorHint(ValueError, r"operands could not be broadcast together", sliced_twice))
     mistakes.append(ErrorHint(ValueError, r"operands could not be broadcast together", window_vs_kernel))
     return mistakes
 
@@ -319,9 +392,10 @@ def pool_mistakes(
     ]
 
 
-def pad_mistakes(*, x: str = "x", padding: str = "padding") -> list[Mistake]:
+def pad_mistakes(*, x: str = "x", padding: str = "padding") -> list[Mistake | ErrorHint]:
     """The usual mistakes of zero padding an NCHW batch (or an HW image): padded the batch and
-    channel axes too, padded one side only, swapped the (height, width) padding, padded twice."""
+    channel axes too, padded one side only, swapped the (height, width) padding, padded twice; and,
+    when the function raises on a pair ``padding=(ph, pw)``, that padding can be a pair."""
 
     def padded(case: Case, widths_of: Callable[[int, int, int], list]) -> np.ndarray:
         xs = np.asarray(case[x])
@@ -333,7 +407,16 @@ def pad_mistakes(*, x: str = "x", padding: str = "padding") -> list[Mistake]:
         right = left if right is None else right
         return [(0, 0)] * (nd - 2) + [(top, bottom), (left, right)]
 
+    def pair_padding(case: Case, exc: BaseException) -> str | None:
+        pad = case.get(padding)
+        if not isinstance(pad, (tuple, list)):
+            return None
+        return (f"this case has padding={tuple(pad)!r}: padding is an int P OR a pair (PH, PW). "
+                f"Turn it into two ints first, e.g. ph, pw = (padding, padding) if "
+                f"np.isscalar(padding) else padding.")
+
     return [
+        ErrorHint((TypeError, ValueError), None, pair_padding),
         Mistake(
             "you padded every axis: only H and W get zeros; the batch (N) and channel (C) axes keep "
             "their size, e.g. np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))).",
@@ -360,7 +443,8 @@ def output_size_mistakes(
     *, n: str = "n", kernel_size: str = "kernel_size", stride: str = "stride", padding: str = "padding"
 ) -> list[Mistake]:
     """The usual mistakes in the output-size formula ``(n + 2*padding - kernel_size) // stride + 1``:
-    true division, rounding up, padding counted once, the +1 left out, padding or stride left out."""
+    true division, rounding up, padding counted once, the +1 inside the division or left out,
+    padding or stride left out."""
 
     def parts(c: Case):
         return c[n], c[kernel_size], c.get(stride, 1), c.get(padding, 0)
@@ -376,10 +460,59 @@ def output_size_mistakes(
                 lambda c: -(-(parts(c)[0] + 2 * parts(c)[3] - parts(c)[1]) // parts(c)[2]) + 1),
         Mistake(lambda c: f"padding adds zeros on both sides, so it counts twice: {shown(c)}.",
                 lambda c: (parts(c)[0] + parts(c)[3] - parts(c)[1]) // parts(c)[2] + 1),
+        Mistake(lambda c: f"the +1 comes after the division (it counts the first window): {shown(c)}.",
+                lambda c: (parts(c)[0] + 2 * parts(c)[3] - parts(c)[1] + 1) // parts(c)[2]),
         Mistake(lambda c: f"did you forget the +1 (the first window)? {shown(c)}.",
                 lambda c: (parts(c)[0] + 2 * parts(c)[3] - parts(c)[1]) // parts(c)[2]),
         Mistake(lambda c: f"did you leave out the padding? {shown(c)}.",
                 lambda c: (parts(c)[0] - parts(c)[1]) // parts(c)[2] + 1),
         Mistake(lambda c: f"did you leave out the stride? {shown(c)}.",
                 lambda c: parts(c)[0] + 2 * parts(c)[3] - parts(c)[1] + 1),
+    ]
+
+
+def _max_pool_backward_by(pick: str, dout: np.ndarray, x: np.ndarray, kernel_size: Any, stride: Any = None):
+    """Max-pool backward where a tie sends the gradient to the ``"last"`` maximum, to ``"every"``
+    maximum, or shares it equally (``"share"``)."""
+    x, dout = np.asarray(x, dtype=float), np.asarray(dout, dtype=float)
+    kh, kw = _pair(kernel_size)
+    sh, sw = (kh, kw) if stride is None else _pair(stride)
+    N, C = x.shape[:2]
+    dx = np.zeros_like(x)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            win = x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].reshape(N, C, -1)
+            is_max = win == win.max(axis=2, keepdims=True)
+            if pick == "last":
+                last = win.shape[2] - 1 - is_max[:, :, ::-1].argmax(axis=2)
+                mask = (np.arange(win.shape[2]) == last[:, :, None]).astype(float)
+            elif pick == "every":
+                mask = is_max.astype(float)
+            else:
+                mask = is_max / is_max.sum(axis=2, keepdims=True)
+            dx[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += (mask * dout[:, :, i, j, None]).reshape(N, C, kh, kw)
+    return dx
+
+
+def max_pool_tie_mistakes(*, x: str = "x", dout: str = "dout") -> list[Mistake]:
+    """The mistakes of a max-pooling backward pass on windows whose maximum appears more than once:
+    the gradient sent to the LAST maximum, to EVERY maximum, or shared between them. (They apply
+    only to cases with a tie: elsewhere they equal the right answer.)"""
+
+    def variant(pick: str) -> Callable[[Case], Any]:
+        def wrong(case: Case) -> Any:
+            if list(case)[:2] != [dout, x]:
+                raise KeyError(x)  # not a backward(dout, x, kernel_size, stride) case
+            return _max_pool_backward_by(pick, *case.values())
+        return wrong
+
+    first_rule = ("np.argmax returns the FIRST maximum in row-major order, and the gradient goes "
+                  "there only")
+    return [
+        Mistake(f"in a tie your gradient went to the LAST maximum of the window: {first_rule} "
+                "(window.argmax(axis=2), not a search from the end).", variant("last")),
+        Mistake(f"in a tie every position equal to the maximum got the gradient: {first_rule}.",
+                variant("every")),
+        Mistake(f"in a tie the gradient was shared between the maxima: {first_rule}, all of it.",
+                variant("share")),
     ]

@@ -100,11 +100,12 @@ def substitute(namespace: MutableMapping[str, Any] | Callable, /, **stand_ins: A
     for f in armed:
         f._armed += 1
     ns.update(stand_ins)
-    _substituted.extend(stand_ins)
+    noted = [n for n, f in stand_ins.items() if not getattr(f, "__forbidden__", False)]
+    _substituted.extend(noted)
     try:
         yield
     finally:
-        del _substituted[len(_substituted) - len(stand_ins):]
+        del _substituted[len(_substituted) - len(noted):]
         for f in armed:
             f._armed -= 1
         for name, old in saved.items():
@@ -192,3 +193,73 @@ def conv2d_hw(image: np.ndarray, kernel: np.ndarray, stride: Any = 1, padding: A
     if kernel.dtype.kind in "biu":
         kernel = kernel.astype(np.float64)
     return F.conv2d(image[None, None], kernel[None, None], None, stride, padding)[0, 0]
+
+
+def forbidden(name: str, why: str) -> Callable:
+    """A stand-in that refuses to run, for :func:`substitute`: the exercise being checked must not
+    call the learner's function ``name`` (a vectorized exercise calling the loop version).
+
+    Example:
+        >>> def fast(x):
+        ...     return slow(x)
+        >>> def slow(x):
+        ...     return x
+        >>> with substitute(globals(), slow=forbidden("slow", "Write it without loops.")):
+        ...     fast(1)
+        Traceback (most recent call last):
+        ...
+        cnnlib.grading.guard.ReferenceBlockedError: your function: your code called your `slow`. Write it without loops.
+    """
+    def refuse(*args: Any, **kwargs: Any) -> Any:  # a plain function: a judge can pass it anywhere
+        raise guard.ReferenceBlockedError(
+            f"{guard.current() or 'your function'}: your code called your `{name}`. {why}"
+        )
+
+    refuse.__name__ = refuse.__qualname__ = name
+    refuse.__forbidden__ = True  # type: ignore[attr-defined]  # not "a correct version" in the notes
+    return refuse
+
+
+@guard.reference
+def conv2d_loops(x: np.ndarray, w: np.ndarray, b: Any = None, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Convolution (cross-correlation) of x (N, C, H, W) with w (F, C, KH, KW) by plain loops over
+    images, filters and output positions: the slow baseline of :func:`check_faster`.
+
+    Example:
+        >>> from cnnlib import functional as F
+        >>> x, w = np.ones((1, 2, 4, 4)), np.ones((3, 2, 3, 3))
+        >>> np.allclose(conv2d_loops(x, w, np.zeros(3), 1, 1), F.conv2d(x, w, np.zeros(3), 1, 1))
+        True
+    """
+    N, C, H, W = x.shape
+    F_, _, KH, KW = w.shape
+    H_out, W_out = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    out = np.zeros((N, F_, H_out, W_out), dtype=np.result_type(x, w))
+    for n in range(N):
+        for f in range(F_):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x_pad[n, :, i * stride:i * stride + KH, j * stride:j * stride + KW]
+                    out[n, f, i, j] = np.sum(window * w[f]) + (0 if b is None else b[f])
+    return out
+
+
+@guard.reference
+def im2col_reference(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The windows of x (N, C, H, W) as columns, (N, C*kh*kw, H_out*W_out): row c*kh*kw + i*kw + j,
+    column oh*W_out + ow (notebook 03's layout). A stand-in for a later exercise that calls the
+    learner's im2col; refused, like cnnlib, while an exercise is checked.
+
+    Example:
+        >>> im2col_reference(np.arange(9.0).reshape(1, 1, 3, 3), 2, 2)[0]
+        array([[0., 1., 3., 4.],
+               [1., 2., 4., 5.],
+               [3., 4., 6., 7.],
+               [4., 5., 7., 8.]])
+    """
+    N, C = x.shape[:2]
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+    H_out, W_out = windows.shape[2:4]
+    return np.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3)).reshape(N, C * kh * kw, H_out * W_out)

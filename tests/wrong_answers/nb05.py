@@ -281,7 +281,11 @@ WRONG = {
                     dilated = np.zeros(((H_out - 1) * s + 1, (W_out - 1) * s + 1))
                     dilated[::s, ::s] = dout[n, f]
                     for c in range(C):
-                        full = scipy.signal.correlate2d(dilated, w[f, c], "full")  # should be convolve2d
+                        # correlate2d(dilated, w[f, c], "full") by hand: should use the flipped kernel
+                        padded = np.pad(dilated, ((KH - 1, KH - 1), (KW - 1, KW - 1)))
+                        full = np.array([[np.sum(padded[a:a + KH, d:d + KW] * w[f, c])
+                                          for d in range(padded.shape[1] - KW + 1)]
+                                         for a in range(padded.shape[0] - KH + 1)])
                         dx_pad[n, c, :full.shape[0], :full.shape[1]] += full
             db = dout.sum(axis=(0, 2, 3))
             dx = dx_pad[:, :, p:p + H, p:p + W]
