@@ -441,7 +441,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
 
 
 @reference
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, *, need_dx=True):
     """Backward pass of conv2d_forward: gradients of the loss w.r.t. x, w and b.
 
     ``dw[f] = sum over n, i, j of dout[n, f, i, j] * window(n, i, j)``, ``db[f] = sum of
@@ -450,9 +450,13 @@ def conv2d_backward(dout, cache):
     Args:
         dout: upstream gradient of shape (N, F, H_out, W_out).
         cache: from conv2d_forward.
+        need_dx: False skips dx (returned as None): the first layer of a network has no use
+            for the gradient with respect to the images, and it costs as much as dw.
+            dw and db are the same either way.
 
     Returns:
-        dx: (N, C, H, W). dw: (F, C, KH, KW). db: (F,), or None if the forward had no bias.
+        dx: (N, C, H, W), or None when ``need_dx`` is False. dw: (F, C, KH, KW).
+        db: (F,), or None if the forward had no bias.
 
     Shape:
         same shapes as x, w and b of the forward pass.
@@ -472,6 +476,8 @@ def conv2d_backward(dout, cache):
     """
     op = "conv2d_backward"
     c = _cache(op, cache, "conv2d_forward")
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"{op}: need_dx must be True or False, got {need_dx!r}")
     x, w, stride, padding = c["x"], c["w"], c["stride"], c["padding"]
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     Ho = (H + 2 * padding[0] - KH) // stride[0] + 1
@@ -490,6 +496,8 @@ def conv2d_backward(dout, cache):
     dt = dt.reshape(F, N * Ho * g.Wr)
     dw = np.matmul(cols, dt.T).T.reshape(w.shape)  # (cols @ dt.T) is far faster than dt @ cols.T
 
+    if not need_dx:
+        return None, dw, db
     if _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W)[0]

@@ -448,3 +448,17 @@ def test_batchnorm_against_torch(training):
     assert_matches(rv, rv_t.numpy(), "running_var vs torch")
     for g, t in zip(F.batchnorm2d_backward(dout, cache), (xt, gt, bt)):
         assert_matches(g, t.grad.numpy(), "bn grads vs torch")
+
+
+@pytest.mark.parametrize("case", FIXED_CONV_CASES, ids=case_id)
+def test_conv_backward_need_dx_false(case):
+    x, w, b = conv_arrays(case, seed=23)
+    out, cache = F.conv2d_forward(x, w, b, case["stride"], case["padding"])
+    dout = np.random.default_rng(24).standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    none, dw2, db2 = F.conv2d_backward(dout, cache, need_dx=False)
+    assert none is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+    with pytest.raises(TypeError, match="need_dx"):
+        F.conv2d_backward(dout, cache, need_dx="no")
