@@ -27,7 +27,10 @@ computed and thrown away. Convolution is im2col + ONE GEMM for the whole batch (
 ``(C*KH*KW, N*H_out*W')``, output width innermost, the batch folded into the GEMM); its backward reuses the columns
 kept in the cache when they are small (<= 16 MiB) and recomputes larger ones (rather than hold
 KH*KW copies of x), and for stride 1 with many channels computes ``dx`` as a "full" convolution
-of ``dout`` with the flipped kernel instead of GEMM + col2im. Large scratch arrays
+of ``dout`` with the flipped kernel instead of GEMM + col2im. 3x3 stride-1 convolutions with
+many channels and filters (C, F >= 16) take Winograd's F(2x2, 3x3) route instead: 16 batched
+GEMMs on transformed 4x4 tiles, 2.25x fewer multiplications, forward and backward, equal to the
+direct route to round-off (the tests run both on the same cases). Large scratch arrays
 live in a per-thread workspace that is reused between calls (fresh large temporaries cost
 page faults); returned arrays and caches never point into it.
 """
@@ -348,6 +351,185 @@ def _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3): 3x3 stride-1 convolutions as 16 batched GEMMs on 4x4 input tiles
+# --------------------------------------------------------------------------------------------
+#
+# Each 2x2 block of outputs is A^T [(G g G^T) * (B^T d B)] A for its 4x4 input tile d and the 3x3
+# filter g (Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural Networks"): summed over
+# channels, the elementwise product becomes, for each of the 16 tile positions, one GEMM
+# (F, C) @ (C, tiles): 16 multiplications per output tile instead of 36, 2.25x fewer FLOPs. The
+# transforms only add and subtract (and halve, in G), exactly in float64 and to round-off in
+# float32. The backward pass runs in the same transformed domain (the gradient of that exact
+# computation): dU = dM @ V^T gives dw, dV = U^T @ dM gives the input tiles' gradients, which
+# overlap-add back into dx.
+
+_CONV_ALGO = "auto"  # "auto", or force "winograd" / "im2col" (the tests check both)
+
+
+def _use_winograd(x_shape, w_shape, stride) -> bool:
+    """3x3, stride 1, and enough channels and filters that the GEMMs dominate the transforms."""
+    (N, C, H, W), (F, _, KH, KW) = x_shape, w_shape
+    if (KH, KW) != (3, 3) or tuple(stride) != (1, 1):
+        return False
+    if _CONV_ALGO != "auto":
+        return _CONV_ALGO == "winograd"
+    return C >= 16 and F >= 16
+
+
+def _wino_filter(w):
+    """U = G g G^T for every (f, c): (4, 4, F, C), in w's dtype."""
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], w.dtype)
+    return np.einsum("ai,fcij,bj->abfc", G, w, G, optimize=True)
+
+
+def _wino_geometry(x_shape, padding):
+    """Tiles of a 3x3 stride-1 conv: (phases, th, tw, Ho, Wo).
+
+    The 4x4 input tiles at stride 2 are read from a phase image (see _Phases) with windows 4x4,
+    stride 2: tile element (u, v) of every tile is ONE contiguous slice, phase (u % 2, v % 2)
+    shifted by (u // 2) * Wr + v // 2, so every transform is a few long 1-D additions. Tiles at
+    ty = th or tx = tw (one row and column per image) are junk: computed and thrown away.
+    """
+    N, C, H, W = x_shape
+    ph, pw = padding
+    Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
+    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
+    return _Phases(x_shape, 4, 4, 2, 2, ph, pw, th, tw, channel_major=True), th, tw, Ho, Wo
+
+
+def _wino_input(x, g):
+    """V = B^T d B for every tile: a fresh (16, C, N*Hr*Wr) array (B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]])."""
+    C = x.shape[1]
+    img = g.split(x, "phase")
+    M, Wr = g.M, g.Wr
+    T = _workspace.get("wino_t", (4, 2, M + 1), x.dtype)
+    for b in range(2):  # down each tile column: rows u = 0..3 are phases (0, b), (1, b) shifted 0 or Wr
+        p0, p1 = img[0, b, : M + 1], img[1, b, : M + 1]
+        p2, p3 = img[0, b, Wr : Wr + M + 1], img[1, b, Wr : Wr + M + 1]
+        np.subtract(p0, p2, out=T[0, b])
+        np.add(p1, p2, out=T[1, b])
+        np.subtract(p2, p1, out=T[2, b])
+        np.subtract(p1, p3, out=T[3, b])
+    V = np.empty((4, 4, M), x.dtype)
+    c0, c1, c2, c3 = T[:, 0, :M], T[:, 1, :M], T[:, 0, 1:], T[:, 1, 1:]  # along each tile row
+    np.subtract(c0, c2, out=V[:, 0])
+    np.add(c1, c2, out=V[:, 1])
+    np.subtract(c2, c1, out=V[:, 2])
+    np.subtract(c1, c3, out=V[:, 3])
+    return V.reshape(16, C, M // C)
+
+
+def _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, dtype):
+    """out = A^T M A per tile (A^T = [[1,1,1,0],[0,1,-1,-1]]): a fresh (N, F, Ho, Wo) array (+ bias)."""
+    Hr, Wr = g.Hr, g.Wr
+    m = Mt.reshape(4, 4, -1)
+    s = _workspace.get("wino_s", (2, 4, m.shape[2]), dtype)
+    np.add(m[0], m[1], out=s[0])
+    s[0] += m[2]
+    np.subtract(m[1], m[2], out=s[1])
+    s[1] -= m[3]
+    y = _workspace.get("wino_y", (2, 2, m.shape[2]), dtype)
+    np.add(s[:, 0], s[:, 1], out=y[:, 0])
+    y[:, 0] += s[:, 2]
+    np.subtract(s[:, 1], s[:, 2], out=y[:, 1])
+    y[:, 1] -= s[:, 3]
+    even = Ho % 2 == 0 and Wo % 2 == 0
+    out = np.empty((N, F, Ho, Wo), dtype)
+    full = out if even else _workspace.get("wino_full", (N, F, 2 * th, 2 * tw), dtype)
+    full6 = full.reshape(N, F, th, 2, tw, 2)
+    for a in range(2):
+        for bb in range(2):
+            src = y[a, bb].reshape(F, N, Hr, Wr)[:, :, :th, :tw].transpose(1, 0, 2, 3)
+            if b is None or not even:
+                np.copyto(full6[:, :, :, a, :, bb], src)
+            else:
+                np.add(src, b.reshape(F, 1, 1), out=full6[:, :, :, a, :, bb])
+    if not even:
+        if b is None:
+            np.copyto(out, full[:, :, :Ho, :Wo])
+        else:
+            np.add(full[:, :, :Ho, :Wo], b.reshape(F, 1, 1), out=out)
+    return out
+
+
+def _wino_forward(x, w, b, padding):
+    """Winograd forward: (out, V) with V the transformed input tiles (the backward needs them)."""
+    N, C, H, W = x.shape
+    F = w.shape[0]
+    g, th, tw, Ho, Wo = _wino_geometry(x.shape, padding)
+    V = _wino_input(x, g)
+    U = np.ascontiguousarray(_wino_filter(w).reshape(16, F, C))
+    Mt = _workspace.get("wino_m", (16, F, V.shape[2]), x.dtype)
+    np.matmul(U, V, out=Mt)
+    return _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, x.dtype), V
+
+
+def _wino_backward(dout, x, w, padding, V, need_dx):
+    """(dx or None, dw) of the Winograd forward, computed in the transformed domain."""
+    N, C, H, W = x.shape
+    F = w.shape[0]
+    g, th, tw, Ho, Wo = _wino_geometry(x.shape, padding)
+    Hr, Wr, M = g.Hr, g.Wr, g.M
+    if V is None:
+        V = _wino_input(x, g)
+    P = V.shape[2]
+    # dout split by output phase (a, b) onto the tile grid, zero at the junk tiles
+    D = _workspace.get("wino_d", (2, 2, F, N, Hr, Wr), x.dtype)
+    D.fill(0)
+    for a in range(2):
+        for bb in range(2):
+            part = dout[:, :, a::2, bb::2]
+            D[a, bb, :, :, : part.shape[2], : part.shape[3]] = part.transpose(1, 0, 2, 3)
+    D = D.reshape(2, 2, F * P)
+    # dM = A dY A^T per tile, A = [[1,0],[1,1],[1,-1],[0,-1]]
+    R = _workspace.get("wino_r", (4, 2, F * P), x.dtype)
+    R[0] = D[0]
+    np.add(D[0], D[1], out=R[1])
+    np.subtract(D[0], D[1], out=R[2])
+    np.negative(D[1], out=R[3])
+    dM = _workspace.get("wino_dm", (4, 4, F * P), x.dtype)
+    dM[:, 0] = R[:, 0]
+    np.add(R[:, 0], R[:, 1], out=dM[:, 1])
+    np.subtract(R[:, 0], R[:, 1], out=dM[:, 2])
+    np.negative(R[:, 1], out=dM[:, 3])
+    dM = dM.reshape(16, F, P)
+    dU = np.matmul(dM, V.transpose(0, 2, 1)).reshape(4, 4, F, C)
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], x.dtype)
+    dw = np.einsum("ai,abfc,bj->fcij", G, dU, G, optimize=True)
+    if not need_dx:
+        return None, dw
+    U = _wino_filter(w).reshape(16, F, C)
+    dV = _workspace.get("wino_dv", (16, C, P), x.dtype)
+    np.matmul(U.transpose(0, 2, 1), dM, out=dV)
+    dV = dV.reshape(4, 4, M)
+    # the adjoint of _wino_input: along tile rows (B^T's columns), shifted adds by 0 / 1 ...
+    Z = _workspace.get("wino_z", (4, 2, M + 1), x.dtype)
+    Z[:, :, M] = 0
+    Z[:, 0, :M] = dV[:, 0]
+    Z[:, 0, 1:] -= dV[:, 0]
+    Z[:, 0, 1:] += dV[:, 1]
+    Z[:, 0, 1:] += dV[:, 2]
+    np.subtract(dV[:, 1], dV[:, 2], out=Z[:, 1, :M])
+    Z[:, 1, :M] += dV[:, 3]
+    Z[:, 1, 1:] -= dV[:, 3]
+    # ... then down tile columns, shifted adds by 0 / Wr into the phase image's gradient
+    dP = _workspace.get("wino_dp", g.size, x.dtype)
+    dP.fill(0)
+    f = _workspace.get("wino_f", (2, M + 1), x.dtype)
+    for bb in range(2):
+        z0, z1, z2, z3 = Z[0, bb], Z[1, bb], Z[2, bb], Z[3, bb]
+        dP[0, bb, : M + 1] += z0
+        np.add(z1, z2, out=f[0])
+        f[0] -= z0
+        dP[0, bb, Wr : Wr + M + 1] += f[0]
+        np.subtract(z1, z2, out=f[1])
+        f[1] += z3
+        dP[1, bb, : M + 1] += f[1]
+        dP[1, bb, Wr : Wr + M + 1] -= z3
+    return g.merge(dP, x.dtype), dw
+
+
+# --------------------------------------------------------------------------------------------
 # Padding and convolution
 # --------------------------------------------------------------------------------------------
 
@@ -433,10 +615,14 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     # Keep the columns for the backward pass when they are small; recompute large ones there
     # (cheaper than holding KH*KW copies of x for the whole forward pass of a network).
     N, C, H, W = x.shape
+    cache = {"op": op, "x": x, "w": w, "has_bias": b is not None, "stride": stride, "padding": padding}
+    if _use_winograd(x.shape, w.shape, stride):
+        out, V = _wino_forward(x, w, b, padding)
+        cache["algo"], cache["cols"] = "winograd", (V if V.nbytes <= _KEEP_COLS_BYTES else None)
+        return out, cache
     keep = C * w.shape[2] * w.shape[3] * N * Ho * (Wo + (w.shape[3] - 1) // stride[1]) * x.itemsize <= _KEEP_COLS_BYTES
     out, cols = _conv(x, w, b, stride, padding, Ho, Wo, keep)
-    cache = {"op": op, "x": x, "w": w, "has_bias": b is not None, "stride": stride, "padding": padding}
-    cache["cols"] = cols if keep else None
+    cache["algo"], cache["cols"] = "im2col", (cols if keep else None)
     return out, cache
 
 
@@ -484,6 +670,9 @@ def conv2d_backward(dout, cache, *, need_dx=True):
     Wo = (W + 2 * padding[1] - KW) // stride[1] + 1
     dout = _dout(op, dout, (N, F, Ho, Wo), x.dtype)
     db = dout.sum(axis=(0, 2, 3)) if c["has_bias"] else None
+    if c.get("algo") == "winograd":
+        dx, dw = _wino_backward(dout, x, w, padding, c["cols"], need_dx)
+        return dx, dw, db
 
     # dw: one GEMM with the columns (kept by the forward pass, or recomputed when large).
     if c["cols"] is None:
