@@ -37,6 +37,8 @@ page faults); returned arrays and caches never point into it.
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
 import threading
 
@@ -102,6 +104,8 @@ def _float_dtype(*arrays) -> np.dtype:
 
 
 def _is_int(v) -> bool:
+    if type(v) is int:  # the common case, without the slow abstract-class check
+        return True
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
@@ -198,7 +202,7 @@ class _Workspace(threading.local):
 
     def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         buf = self.buffers.get(name)
         if buf is None or buf.nbytes < nbytes:
             self.buffers.pop(name, None)
@@ -299,6 +303,12 @@ class _Phases:
         return dx
 
 
+@functools.lru_cache(maxsize=256)
+def _phases(shape, kh, kw, sh, sw, ph, pw, Ho, Wo, channel_major) -> _Phases:
+    """A shared _Phases for this geometry (they are read-only; building one costs Python time)."""
+    return _Phases(shape, kh, kw, sh, sw, ph, pw, Ho, Wo, channel_major)
+
+
 def _im2col(x, kh, kw, stride, padding, Ho, Wo, keep=False):
     """im2col of x: ``(C*KH*KW, N*Ho*Wr)`` with the output width innermost.
 
@@ -307,12 +317,20 @@ def _im2col(x, kh, kw, stride, padding, Ho, Wo, keep=False):
     or into a fresh array when ``keep``. Returns (cols, phases).
     """
     N, C = x.shape[:2]
-    g = _Phases(x.shape, kh, kw, *stride, *padding, Ho, Wo, channel_major=True)
+    g = _phases(x.shape, kh, kw, *stride, *padding, Ho, Wo, True)
     img = g.split(x, "phase")
     L = Ho * g.Wr
     cols = np.empty((C, kh, kw, N, L), x.dtype) if keep else _workspace.get("cols", (C, kh, kw, N, L), x.dtype)
-    for i, j, a, b, off in g.offsets():
-        cols[:, i, j] = g.block(img, a, b, off).reshape(C, N, g.Hr * g.Wr)[:, :, :L]
+    # One copy per stride phase: the kernel offsets (i, j) = (a + sh*i', b + sw*j') of phase (a, b)
+    # start at i'*Wr + j' in it, so all their windows form one strided (C, ni, nj, N, L) view.
+    (sh, sw), it = stride, x.itemsize
+    for a in range(min(sh, kh)):
+        for b in range(min(sw, kw)):
+            ni, nj = (kh - 1 - a) // sh + 1, (kw - 1 - b) // sw + 1
+            phase = img[a, b]
+            src = np.ndarray((C, ni, nj, N, L), x.dtype, buffer=phase, offset=0,
+                             strides=(N * g.Hr * g.Wr * it, g.Wr * it, it, g.Hr * g.Wr * it, it))
+            np.copyto(cols[:, a::sh, b::sw], src)
     return cols.reshape(C * kh * kw, N * L), g
 
 
@@ -394,7 +412,7 @@ def _wino_geometry(x_shape, padding):
     ph, pw = padding
     Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
     th, tw = (Ho + 1) // 2, (Wo + 1) // 2
-    return _Phases(x_shape, 4, 4, 2, 2, ph, pw, th, tw, channel_major=True), th, tw, Ho, Wo
+    return _phases(tuple(x_shape), 4, 4, 2, 2, ph, pw, th, tw, True), th, tw, Ho, Wo
 
 
 def _wino_input(x, g):
@@ -678,7 +696,7 @@ def conv2d_backward(dout, cache, *, need_dx=True):
     if c["cols"] is None:
         cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
     else:
-        cols, g = c["cols"], _Phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, channel_major=True)
+        cols, g = c["cols"], _phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, True)
     dt = _workspace.get("dout", (F, N, Ho, g.Wr), x.dtype)
     dt[:, :, :, Wo:] = 0  # junk columns contribute nothing
     dt[:, :, :, :Wo] = dout.transpose(1, 0, 2, 3)
@@ -739,7 +757,7 @@ def _pool_setup(op, x, kernel_size, stride):
     x = _array(op, "x", x, 4, "(N, C, H, W)")
     x = x.astype(_float_dtype(x), copy=False)
     (kh, kw), (sh, sw), (Ho, Wo) = _pool_geometry(op, x, kernel_size, stride)
-    return x, _Phases(x.shape, kh, kw, sh, sw, 0, 0, Ho, Wo, channel_major=False)
+    return x, _phases(x.shape, kh, kw, sh, sw, 0, 0, Ho, Wo, False)
 
 
 def _crop(flat, g) -> np.ndarray:
