@@ -350,6 +350,69 @@ def _conv(x, w, b, stride, padding, Ho, Wo, keep=False):
     return out, cols
 
 
+_CHUNK_BYTES = 384 * 2**10  # im2col columns per batch chunk on the chunked route (stays in L2)
+_CHUNK_MAX_F = 8  # up to this many filters the whole-batch GEMM is memory-bound: chunk it
+
+
+def _chunk_images(C, KH, KW, N, L, F, itemsize):
+    """Images per chunk on the chunked route, or None for one GEMM over the whole batch.
+
+    With few filters (LeNet's first layer: 6) the GEMM does F multiply-adds per number it reads
+    from the im2col columns, so for a large batch its time goes into reading columns that no
+    longer fit in the cache. In chunks of a few images, each chunk's columns are written and
+    read again while in L2 (and are recomputed by the backward pass instead of being kept).
+    """
+    per_image = C * KH * KW * L * itemsize
+    if _CONV_ALGO == "chunked":
+        return max(1, N // 3)
+    if _CONV_ALGO != "auto" or F > _CHUNK_MAX_F or per_image * N <= 2 * _CHUNK_BYTES:
+        return None
+    nc = max(1, _CHUNK_BYTES // per_image)
+    return nc if nc < N else None
+
+
+def _cols_chunk(img, g, C, kh, kw, stride, n0, m, dtype):
+    """im2col columns (C*kh*kw, m*L) of images n0 .. n0+m-1, read from the whole batch's phase image.
+
+    The rows are padded by 16 numbers so that their stride is not a multiple of 4 KiB (which
+    makes OpenBLAS several times slower through cache aliasing).
+    """
+    (sh, sw), N, it = stride, g.B, np.dtype(dtype).itemsize
+    L = g.out[0] * g.Wr
+    rs = m * L + 16
+    buf = _workspace.get("cols_chunk", (C * kh * kw * rs,), dtype)
+    target = np.ndarray((C, kh, kw, m, L), dtype, buffer=buf, strides=(kh * kw * rs * it, kw * rs * it, rs * it, L * it, it))
+    for a in range(min(sh, kh)):
+        for b in range(min(sw, kw)):
+            ni, nj = (kh - 1 - a) // sh + 1, (kw - 1 - b) // sw + 1
+            src = np.ndarray((C, ni, nj, m, L), dtype, buffer=img[a, b], offset=n0 * g.Hr * g.Wr * it,
+                             strides=(N * g.Hr * g.Wr * it, g.Wr * it, it, g.Hr * g.Wr * it, it))
+            np.copyto(target[:, a::sh, b::sw], src)
+    return np.ndarray((C * kh * kw, m * L), dtype, buffer=buf, strides=(rs * it, it))
+
+
+def _conv_chunked(x, w, b, stride, padding, Ho, Wo, nc):
+    """The im2col convolution in chunks of nc images (see _chunk_images): a fresh (N, F, Ho, Wo) array."""
+    N, C = x.shape[:2]
+    F, _, KH, KW = w.shape
+    g = _phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, True)
+    img = g.split(x, "phase")
+    L = Ho * g.Wr
+    out = np.empty((N, F, Ho, Wo), x.dtype)
+    w2 = w.reshape(F, C * KH * KW)
+    prod_buf = _workspace.get("gemm", (F * nc * L,), x.dtype)
+    for n0 in range(0, N, nc):
+        m = min(nc, N - n0)
+        prod = prod_buf[: F * m * L].reshape(F, m * L)
+        np.matmul(w2, _cols_chunk(img, g, C, KH, KW, stride, n0, m, x.dtype), out=prod)
+        res = prod.reshape(F, m, Ho, g.Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
+        if b is None:
+            np.copyto(out[n0 : n0 + m], res)
+        else:
+            np.add(res, b.reshape(F, 1, 1), out=out[n0 : n0 + m])
+    return out
+
+
 _KEEP_COLS_BYTES = 16 * 2**20  # conv2d_forward keeps im2col columns up to this size in the cache
 _DX_STRATEGY = "auto"  # "auto", or force "full" / "col2im" (the tests check both ways)
 
@@ -381,7 +444,7 @@ def _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding) -> bool:
 # computation): dU = dM @ V^T gives dw, dV = U^T @ dM gives the input tiles' gradients, which
 # overlap-add back into dx.
 
-_CONV_ALGO = "auto"  # "auto", or force "winograd" / "im2col" (the tests check both)
+_CONV_ALGO = "auto"  # "auto", or force "winograd" / "im2col" / "chunked" (the tests check each)
 
 
 def _use_winograd(x_shape, w_shape, stride) -> bool:
@@ -638,7 +701,12 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         out, V = _wino_forward(x, w, b, padding)
         cache["algo"], cache["cols"] = "winograd", (V if V.nbytes <= _KEEP_COLS_BYTES else None)
         return out, cache
-    keep = C * w.shape[2] * w.shape[3] * N * Ho * (Wo + (w.shape[3] - 1) // stride[1]) * x.itemsize <= _KEEP_COLS_BYTES
+    L = Ho * (Wo + (w.shape[3] - 1) // stride[1])
+    nc = _chunk_images(C, w.shape[2], w.shape[3], N, L, w.shape[0], x.itemsize)
+    if nc is not None:
+        cache["algo"], cache["cols"], cache["chunk"] = "chunked", None, nc
+        return _conv_chunked(x, w, b, stride, padding, Ho, Wo, nc), cache
+    keep = C * w.shape[2] * w.shape[3] * N * L * x.itemsize <= _KEEP_COLS_BYTES
     out, cols = _conv(x, w, b, stride, padding, Ho, Wo, keep)
     cache["algo"], cache["cols"] = "im2col", (cols if keep else None)
     return out, cache
@@ -692,16 +760,26 @@ def conv2d_backward(dout, cache, *, need_dx=True):
         dx, dw = _wino_backward(dout, x, w, padding, c["cols"], need_dx)
         return dx, dw, db
 
-    # dw: one GEMM with the columns (kept by the forward pass, or recomputed when large).
-    if c["cols"] is None:
-        cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
-    else:
-        cols, g = c["cols"], _phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, True)
+    chunked = c.get("algo") == "chunked"
+    g = _phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, True)
+    L = Ho * g.Wr
     dt = _workspace.get("dout", (F, N, Ho, g.Wr), x.dtype)
     dt[:, :, :, Wo:] = 0  # junk columns contribute nothing
     dt[:, :, :, :Wo] = dout.transpose(1, 0, 2, 3)
-    dt = dt.reshape(F, N * Ho * g.Wr)
-    dw = np.matmul(cols, dt.T).T.reshape(w.shape)  # (cols @ dt.T) is far faster than dt @ cols.T
+    dt = dt.reshape(F, N * L)
+    if chunked:  # dw chunk by chunk, the columns recomputed while in cache
+        img, nc = g.split(x, "phase"), c["chunk"]
+        dw_t = np.zeros((C * KH * KW, F), x.dtype)
+        part = _workspace.get("dw_part", (C * KH * KW, F), x.dtype)
+        for n0 in range(0, N, nc):
+            m = min(nc, N - n0)
+            np.matmul(_cols_chunk(img, g, C, KH, KW, stride, n0, m, x.dtype), dt[:, n0 * L : (n0 + m) * L].T, out=part)
+            dw_t += part
+        dw = dw_t.T.reshape(w.shape)
+        cols = None
+    else:  # dw: one GEMM with the columns (kept by the forward pass, or recomputed when large).
+        cols = c["cols"] if c["cols"] is not None else _im2col(x, KH, KW, stride, padding, Ho, Wo)[0]
+        dw = np.matmul(cols, dt.T).T.reshape(w.shape)  # (cols @ dt.T) is far faster than dt @ cols.T
 
     if not need_dx:
         return None, dw, db
@@ -709,7 +787,7 @@ def conv2d_backward(dout, cache, *, need_dx=True):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W)[0]
     else:  # GEMM, then col2im: one strided add per kernel offset
-        dcols = cols if c["cols"] is None else _workspace.get("cols", cols.shape, x.dtype)
+        dcols = cols if (c["cols"] is None and cols is not None) else _workspace.get("cols", (C * KH * KW, N * L), x.dtype)
         np.matmul(w.reshape(F, C * KH * KW).T, dt, out=dcols)
         dcols = dcols.reshape(C, KH, KW, N, Ho * g.Wr)
         img = _workspace.get("phase", g.size, x.dtype)

@@ -546,3 +546,28 @@ def test_winograd_gradients(case, monkeypatch):
     x, w, b = conv_arrays(case, seed=29)
     assert_gradients_ok(F.conv2d_forward, F.conv2d_backward, {"x": x, "w": w, "b": b},
                         {"stride": 1, "padding": case["padding"]})
+
+
+@pytest.mark.parametrize("strategy", ["col2im", "full"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
+def test_chunked_route_matches_naive_loops(case, strategy, monkeypatch):
+    """The batch-chunked im2col route (few filters, large batch) against the loops, both dx ways."""
+    monkeypatch.setattr(F, "_CONV_ALGO", "chunked")
+    monkeypatch.setattr(F, "_DX_STRATEGY", strategy)
+    x, w, b = conv_arrays(case, seed=31)
+    x, w = np.concatenate([x] * 3), w  # at least 3 images: several chunks
+    out, cache = F.conv2d_forward(x, w, b, case["stride"], case["padding"])
+    assert cache["algo"] == "chunked"
+    assert_matches(out, naive.conv2d_forward(x, w, b, case["stride"], case["padding"]), "out")
+    dout = np.random.default_rng(32).standard_normal(out.shape)
+    expected = naive.conv2d_backward(dout, x, w, case["stride"], case["padding"])
+    for name, g, e in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
+        assert_matches(g, e, name)
+    assert_matches(F.conv2d_backward(dout, cache, need_dx=False)[1], expected[1], "dw without dx")
+
+
+def test_chunked_route_is_chosen_for_few_filters_on_a_large_batch():
+    x = np.zeros((64, 1, 28, 28), np.float32)
+    assert F.conv2d_forward(x, np.zeros((6, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "chunked"
+    assert F.conv2d_forward(x[:2], np.zeros((6, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
+    assert F.conv2d_forward(x, np.zeros((16, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
