@@ -143,7 +143,9 @@ def main(argv=None) -> int:
                         help="limit numpy's BLAS to this many threads (threadpoolctl); default: leave as is")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, as numpy's BLAS)")
     parser.add_argument("--memory", action="store_true",
-                        help="also measure the peak memory of one whole cnnlib epoch (938 batches, subprocess)")
+                        help="also measure the peak memory of one cnnlib epoch in a subprocess (see --memory-batches)")
+    parser.add_argument("--memory-batches", type=int, default=EPOCH_BATCHES,
+                        help=f"batches of the epoch whose peak memory --memory measures (default {EPOCH_BATCHES}: a whole epoch)")
     parser.add_argument("--force", action="store_true", help="print the ratio even when the machine is busy")
     args = parser.parse_args(argv)
     if args.blas_threads is not None:
@@ -215,8 +217,8 @@ def main(argv=None) -> int:
         if show:
             print(f"cnnlib / torch = {per_batch['cnnlib'] / per_batch['torch']:.2f}x  (goal <= 1.3)")
     if args.memory:
-        mem = peak_memory()
-        print(f"\npeak memory of one cnnlib epoch ({EPOCH_BATCHES} batches, fresh subprocess): "
+        mem = peak_memory(args.memory_batches)
+        print(f"\npeak memory of one cnnlib epoch ({args.memory_batches} batches of {BATCH}, fresh subprocess): "
               f"tracemalloc peak {mem['tracemalloc_peak_mib']:.1f} MiB above the data and model, "
               f"max RSS grew by {mem['maxrss_growth_mib']:.1f} MiB during the epoch "
               f"(process max RSS {mem['maxrss_mib']:.0f} MiB, data set included)")

@@ -927,6 +927,29 @@ def max_pool2d_forward(x, kernel_size, stride=None):
     return out, {"op": op, "phases": g, "idx": idx, "dtype": x.dtype}
 
 
+_POOL_DIRECT = True  # tiling max pools write dx directly (False: via the phase image; tests run both)
+
+
+def _tiles(g) -> bool:
+    """The pooling windows tile the input exactly (no overlap, no gap, nothing left over)."""
+    (kh, kw), (Ho, Wo), (H, W) = g.kernel, g.out, g.shape[2:]
+    return g.kernel == g.stride and (H, W) == (kh * Ho, kw * Wo)
+
+
+def _max_pool_route(dout, idx, g, dtype):
+    """dx of a tiling max pool: for each window offset, dout where that offset holds the maximum,
+    written straight into dx's strided view of the offset (one pass, no phase image to merge)."""
+    (sh, sw), (Ho, Wo) = g.stride, g.out
+    N, C = g.shape[:2]
+    dx = np.empty(g.shape, dtype)  # every position belongs to exactly one window
+    idx4 = idx.reshape(N, C, Ho, Wo)
+    mask = _workspace.get("pool_mask", (N, C, Ho, Wo), bool)
+    for k, (i, j, _a, _b, _off) in enumerate(g.offsets()):
+        np.equal(idx4, k, out=mask)
+        np.multiply(dout, mask, out=dx[:, :, i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw])
+    return dx
+
+
 @reference
 def max_pool2d_backward(dout, cache):
     """Backward pass of max pooling: each window's gradient goes to the position of its maximum.
@@ -954,6 +977,8 @@ def max_pool2d_backward(dout, cache):
     op = "max_pool2d_backward"
     c = _cache(op, cache, "max_pool2d_forward")
     g, idx, dtype = c["phases"], c["idx"], c["dtype"]
+    if _POOL_DIRECT and _tiles(g):
+        return _max_pool_route(_dout(op, dout, (g.A, g.B) + g.out, dtype), idx, g, dtype)
     d = _uncrop(_dout(op, dout, (g.A, g.B) + g.out, dtype), g)
     mask = _workspace.get("pool_mask", (g.M,), bool)
 

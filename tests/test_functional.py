@@ -571,3 +571,21 @@ def test_chunked_route_is_chosen_for_few_filters_on_a_large_batch():
     assert F.conv2d_forward(x, np.zeros((6, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "chunked"
     assert F.conv2d_forward(x[:2], np.zeros((6, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
     assert F.conv2d_forward(x, np.zeros((16, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
+
+
+TILED_POOL_CASES = [dict(x=(2, 3, 8, 6), kernel_size=2, stride=None), dict(x=(1, 2, 9, 6), kernel_size=(3, 2), stride=(3, 2)),
+                    dict(x=(3, 1, 4, 4), kernel_size=4, stride=4)]
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "phase-image"])
+@pytest.mark.parametrize("case", TILED_POOL_CASES + FIXED_POOL_CASES, ids=case_id)
+def test_max_pool_backward_routes_agree_with_the_loops(case, direct, monkeypatch):
+    monkeypatch.setattr(F, "_POOL_DIRECT", direct)
+    k, s = case["kernel_size"], case["stride"]
+    rng = np.random.default_rng(33)
+    for x in (rng.standard_normal(case["x"]), rng.integers(0, 2, size=case["x"]).astype(np.float32)):  # ties
+        out, cache = F.max_pool2d_forward(x, k, s)
+        dout = rng.standard_normal(out.shape).astype(x.dtype)
+        dx = F.max_pool2d_backward(dout, cache)
+        assert dx.dtype == x.dtype
+        np.testing.assert_allclose(dx, naive.max_pool2d_backward(dout, x, k, s), rtol=1e-6, atol=1e-6)
