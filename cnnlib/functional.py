@@ -21,7 +21,7 @@ Conventions shared by every function here:
 How the work is vectorized (no Python loop over N, C or output positions; only over the KH*KW
 kernel offsets): strided windows are read as plain 1-D slices of a "phase image", the input
 split by stride phase (``x[a::s, b::s]``) with the padding built in. Each kernel offset is then
-one long contiguous slice, so im2col is KH*KW block copies, col2im KH*KW in-place adds, and max
+one long contiguous slice, so im2col is one strided copy per stride phase, col2im KH*KW in-place adds, and max
 pooling KH*KW ``np.maximum`` calls. A few output columns per row that straddle the row end are
 computed and thrown away. Convolution is im2col + ONE GEMM for the whole batch (columns
 ``(C*KH*KW, N*H_out*W')``, output width innermost, the batch folded into the GEMM); its backward reuses the columns
@@ -30,7 +30,11 @@ KH*KW copies of x), and for stride 1 with many channels computes ``dx`` as a "fu
 of ``dout`` with the flipped kernel instead of GEMM + col2im. 3x3 stride-1 convolutions with
 many channels and filters (C, F >= 16) take Winograd's F(2x2, 3x3) route instead: 16 batched
 GEMMs on transformed 4x4 tiles, 2.25x fewer multiplications, forward and backward, equal to the
-direct route to round-off (the tests run both on the same cases). Large scratch arrays
+direct route to round-off (the tests run both on the same cases). With few filters (F <= 8) on a
+large batch the GEMM only streams the columns, so it runs in chunks of a few images whose columns
+stay in L2 (recomputed, not kept, for the backward pass). ``conv2d_backward(..., need_dx=False)``
+skips dx (``fit`` does so for a network's first layer). Tiling max pools route dx straight into
+its strided views. Large scratch arrays
 live in a per-thread workspace that is reused between calls (fresh large temporaries cost
 page faults); returned arrays and caches never point into it.
 """
@@ -1324,6 +1328,21 @@ def flatten_backward(dout, cache):
 # --------------------------------------------------------------------------------------------
 
 
+def _channel_sums(a, b=None) -> np.ndarray:
+    """Per-channel sum over (N, H, W) of a (N, C, H, W), or of a * b: (C,), in a's dtype.
+
+    Row by row (one contiguous row per (n, c)), then over n: no large temporary, and the rows'
+    partial sums keep the float32 round-off as small as numpy's pairwise sum.
+    """
+    N, C = a.shape[:2]
+    rows = np.ascontiguousarray(a).reshape(N * C, -1)
+    if b is None:
+        per_row = rows.sum(axis=1)  # (not BLAS: a threaded gemv is slow on a busy machine)
+    else:
+        per_row = np.einsum("ij,ij->i", rows, np.ascontiguousarray(b).reshape(N * C, -1))
+    return per_row.reshape(N, C).sum(axis=0)
+
+
 def _running(op, name, value, C, x):
     a = _vector(op, name, value, C, "one per channel", x=x)
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or not value.flags.writeable:
@@ -1403,17 +1422,19 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training, mom
         m = x.shape[0] * x.shape[2] * x.shape[3]
         if m < 2:
             raise ValueError(f"{op}: training needs more than 1 value per channel to estimate a variance ({_shapes(x=x)})")
-        mean = x.mean(axis=(0, 2, 3))
+        mean = _channel_sums(x) / m
         xc = x - mean.reshape(bc)
-        var = np.mean(xc * xc, axis=(0, 2, 3))  # biased: used to normalize
+        var = _channel_sums(xc, xc) / m  # biased: used to normalize
         running_mean[...] = (1 - momentum) * running_mean + momentum * mean
         running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
     else:
         xc = x - running_mean.astype(dtype, copy=False).reshape(bc)
         var = running_var.astype(dtype, copy=False)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
-    x_hat = xc * inv_std.reshape(bc)
-    out = x_hat * gamma.reshape(bc) + beta.reshape(bc)
+    x_hat = xc
+    x_hat *= inv_std.reshape(bc)  # in place: a fresh large temporary costs page faults
+    out = x_hat * gamma.reshape(bc)
+    out += beta.reshape(bc)
     return out, {"op": op, "x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "training": bool(training)}
 
 
@@ -1454,13 +1475,19 @@ def batchnorm2d_backward(dout, cache):
     dout = _dout(op, dout, x_hat.shape, x_hat.dtype)
     C = x_hat.shape[1]
     bc = (1, C, 1, 1)
-    dbeta = dout.sum(axis=(0, 2, 3))
-    dgamma = (dout * x_hat).sum(axis=(0, 2, 3))
+    dbeta = _channel_sums(dout)
+    dgamma = _channel_sums(dout, x_hat)
+    scale = gamma * inv_std
+    dx = dout * scale.reshape(bc)
     if not c["training"]:
-        return dout * (gamma * inv_std).reshape(bc), dgamma, dbeta
+        return dx, dgamma, dbeta
     m = x_hat.shape[0] * x_hat.shape[2] * x_hat.shape[3]
-    # with dx_hat = dout * gamma: sum(dx_hat) = gamma * dbeta, sum(dx_hat * x_hat) = gamma * dgamma
-    dx = (dout - (dbeta / m).reshape(bc) - x_hat * (dgamma / m).reshape(bc)) * (gamma * inv_std).reshape(bc)
+    # with dx_hat = dout * gamma: sum(dx_hat) = gamma * dbeta, sum(dx_hat * x_hat) = gamma * dgamma, so
+    # dx = (dout - dbeta / m - x_hat * dgamma / m) * gamma * inv_std, computed in place
+    tmp = _workspace.get("bn_tmp", x_hat.shape, x_hat.dtype)
+    np.multiply(x_hat, (scale * dgamma / m).reshape(bc), out=tmp)
+    dx -= tmp
+    dx -= (scale * dbeta / m).reshape(bc)
     return dx, dgamma, dbeta
 
 
