@@ -482,8 +482,8 @@ def _wino_geometry(x_shape, padding):
     return _phases(tuple(x_shape), 4, 4, 2, 2, ph, pw, th, tw, True), th, tw, Ho, Wo
 
 
-def _wino_input(x, g):
-    """V = B^T d B for every tile: a fresh (16, C, N*Hr*Wr) array (B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]])."""
+def _wino_input(x, g, fresh=True):
+    """V = B^T d B for every tile: (16, C, N*Hr*Wr), fresh or in the workspace (B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]])."""
     C = x.shape[1]
     img = g.split(x, "phase")
     M, Wr = g.M, g.Wr
@@ -495,7 +495,7 @@ def _wino_input(x, g):
         np.add(p1, p2, out=T[1, b])
         np.subtract(p2, p1, out=T[2, b])
         np.subtract(p1, p3, out=T[3, b])
-    V = np.empty((4, 4, M), x.dtype)
+    V = np.empty((4, 4, M), x.dtype) if fresh else _workspace.get("wino_v", (4, 4, M), x.dtype)
     c0, c1, c2, c3 = T[:, 0, :M], T[:, 1, :M], T[:, 0, 1:], T[:, 1, 1:]  # along each tile row
     np.subtract(c0, c2, out=V[:, 0])
     np.add(c1, c2, out=V[:, 1])
@@ -504,8 +504,8 @@ def _wino_input(x, g):
     return V.reshape(16, C, M // C)
 
 
-def _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, dtype):
-    """out = A^T M A per tile (A^T = [[1,1,1,0],[0,1,-1,-1]]): a fresh (N, F, Ho, Wo) array (+ bias)."""
+def _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, dtype, out=None):
+    """out = A^T M A per tile (A^T = [[1,1,1,0],[0,1,-1,-1]]): (N, F, Ho, Wo) (+ bias), fresh or into ``out``."""
     Hr, Wr = g.Hr, g.Wr
     m = Mt.reshape(4, 4, -1)
     s = _workspace.get("wino_s", (2, 4, m.shape[2]), dtype)
@@ -519,7 +519,7 @@ def _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, dtype):
     np.subtract(s[:, 1], s[:, 2], out=y[:, 1])
     y[:, 1] -= s[:, 3]
     even = Ho % 2 == 0 and Wo % 2 == 0
-    out = np.empty((N, F, Ho, Wo), dtype)
+    out = np.empty((N, F, Ho, Wo), dtype) if out is None else out
     full = out if even else _workspace.get("wino_full", (N, F, 2 * th, 2 * tw), dtype)
     full6 = full.reshape(N, F, th, 2, tw, 2)
     for a in range(2):
@@ -537,16 +537,28 @@ def _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, dtype):
     return out
 
 
-def _wino_forward(x, w, b, padding):
+_WINO_CHUNK_BYTES = 4 * 2**20  # transformed tiles per batch chunk (larger batches run in chunks)
+
+
+def _wino_chunk(x_shape, padding, itemsize):
+    """Images per chunk so that a chunk's transformed tiles V stay in cache, or None (no chunks)."""
+    N, C, H, W = x_shape
+    th, tw = (H + 2 * padding[0] - 1) // 2, (W + 2 * padding[1] - 1) // 2
+    per_image = 16 * C * (th + 1) * (tw + 1) * itemsize
+    nc = max(1, _WINO_CHUNK_BYTES // per_image)
+    return nc if nc < N else None
+
+
+def _wino_forward(x, w, b, padding, fresh_v=True, out=None):
     """Winograd forward: (out, V) with V the transformed input tiles (the backward needs them)."""
     N, C, H, W = x.shape
     F = w.shape[0]
     g, th, tw, Ho, Wo = _wino_geometry(x.shape, padding)
-    V = _wino_input(x, g)
+    V = _wino_input(x, g, fresh_v)
     U = np.ascontiguousarray(_wino_filter(w).reshape(16, F, C))
     Mt = _workspace.get("wino_m", (16, F, V.shape[2]), x.dtype)
     np.matmul(U, V, out=Mt)
-    return _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, x.dtype), V
+    return _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, x.dtype, out), V
 
 
 def _wino_backward(dout, x, w, padding, V, need_dx):
@@ -556,7 +568,7 @@ def _wino_backward(dout, x, w, padding, V, need_dx):
     g, th, tw, Ho, Wo = _wino_geometry(x.shape, padding)
     Hr, Wr, M = g.Hr, g.Wr, g.M
     if V is None:
-        V = _wino_input(x, g)
+        V = _wino_input(x, g, fresh=False)
     P = V.shape[2]
     # dout split by output phase (a, b) onto the tile grid, zero at the junk tiles
     D = _workspace.get("wino_d", (2, 2, F, N, Hr, Wr), x.dtype)
@@ -702,8 +714,18 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     N, C, H, W = x.shape
     cache = {"op": op, "x": x, "w": w, "has_bias": b is not None, "stride": stride, "padding": padding}
     if _use_winograd(x.shape, w.shape, stride):
-        out, V = _wino_forward(x, w, b, padding)
-        cache["algo"], cache["cols"] = "winograd", (V if V.nbytes <= _KEEP_COLS_BYTES else None)
+        nc = _wino_chunk(x.shape, padding, x.itemsize)
+        cache["algo"], cache["chunk"] = "winograd", nc
+        if nc is None:
+            out, V = _wino_forward(x, w, b, padding)
+            cache["cols"] = V if V.nbytes <= _KEEP_COLS_BYTES else None
+            return out, cache
+        # chunks of images: each chunk's tiles are transformed, multiplied and transformed back
+        # while in cache (the backward pass transforms them again rather than keep them)
+        out = np.empty((N, w.shape[0], Ho, Wo), x.dtype)
+        for n0 in range(0, N, nc):
+            _wino_forward(x[n0 : n0 + nc], w, b, padding, fresh_v=False, out=out[n0 : n0 + nc])
+        cache["cols"] = None
         return out, cache
     L = Ho * (Wo + (w.shape[3] - 1) // stride[1])
     nc = _chunk_images(C, w.shape[2], w.shape[3], N, L, w.shape[0], x.itemsize)
@@ -761,7 +783,17 @@ def conv2d_backward(dout, cache, *, need_dx=True):
     dout = _dout(op, dout, (N, F, Ho, Wo), x.dtype)
     db = dout.sum(axis=(0, 2, 3)) if c["has_bias"] else None
     if c.get("algo") == "winograd":
-        dx, dw = _wino_backward(dout, x, w, padding, c["cols"], need_dx)
+        nc = c.get("chunk")
+        if nc is None:
+            dx, dw = _wino_backward(dout, x, w, padding, c["cols"], need_dx)
+            return dx, dw, db
+        dx = np.empty(x.shape, x.dtype) if need_dx else None
+        dw = np.zeros(w.shape, x.dtype)
+        for n0 in range(0, N, nc):
+            dx_c, dw_c = _wino_backward(dout[n0 : n0 + nc], x[n0 : n0 + nc], w, padding, None, need_dx)
+            dw += dw_c
+            if need_dx:
+                dx[n0 : n0 + nc] = dx_c
         return dx, dw, db
 
     chunked = c.get("algo") == "chunked"

@@ -485,11 +485,13 @@ WINOGRAD_CASES = [
 ] + [winograd_case(seed) for seed in range(16)]
 
 
-@pytest.mark.parametrize("keep", [True, False], ids=["V-kept", "V-recomputed"])
+@pytest.mark.parametrize("keep", [True, False, "chunks"], ids=["V-kept", "V-recomputed", "image-chunks"])
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=case_id)
 def test_winograd_matches_naive_loops_and_the_direct_route(case, keep, monkeypatch):
     """float64: Winograd and im2col both equal the loops (round-off); the route is invisible."""
-    monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep else 0)
+    monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep is True else 0)
+    if keep == "chunks":  # one image per chunk
+        monkeypatch.setattr(F, "_WINO_CHUNK_BYTES", 1)
     x, w, b = conv_arrays(case, seed=25)
     expected = naive.conv2d_forward(x, w, b, 1, case["padding"])
     dout = np.random.default_rng(26).standard_normal(expected.shape)
