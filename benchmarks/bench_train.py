@@ -105,7 +105,10 @@ sys.path.insert(0, sys.argv[1])
 import bench_train as bt
 X, y = bt.make_data()
 run = bt.cnnlib_runner(X, y, int(sys.argv[2]))
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:  # the resident set now (KiB), not its high-water mark, which the data set's creation may have set
+    base_rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+except (OSError, StopIteration):
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tracemalloc.start()
 run()
 _, peak = tracemalloc.get_traced_memory()
@@ -121,8 +124,10 @@ def peak_memory(n_batches: int = EPOCH_BATCHES) -> dict:
 
     ``tracemalloc_peak_mib``: the largest amount of memory allocated through Python's and numpy's
     allocators at once during the epoch, above what was allocated before it (the data set, the
-    model); ``maxrss_growth_mib``: how much the process's maximum resident set grew during the
-    epoch; ``maxrss_mib``: the maximum resident set of the whole process (data set included).
+    model): the figure to compare; ``maxrss_growth_mib``: the process's maximum resident set after
+    the epoch minus its resident set before it (0 when something before the epoch, such as making
+    the data set, peaked higher; OpenBLAS's per-thread buffers count here); ``maxrss_mib``: the
+    maximum resident set of the whole process (data set included).
     """
     import json
 
@@ -220,7 +225,7 @@ def main(argv=None) -> int:
         mem = peak_memory(args.memory_batches)
         print(f"\npeak memory of one cnnlib epoch ({args.memory_batches} batches of {BATCH}, fresh subprocess): "
               f"tracemalloc peak {mem['tracemalloc_peak_mib']:.1f} MiB above the data and model, "
-              f"max RSS grew by {mem['maxrss_growth_mib']:.1f} MiB during the epoch "
+              f"max RSS {mem['maxrss_growth_mib']:.1f} MiB above the RSS before the epoch "
               f"(process max RSS {mem['maxrss_mib']:.0f} MiB, data set included)")
     return 0
 
