@@ -7,7 +7,12 @@ FC 10), trained with Adam(lr=1e-3) on batches of 64 float32 images of shape 1x28
 blocks of ``--batches`` batches (through ``cnnlib.train.fit`` itself, shuffling and batching
 included) with the block-wise timing of ``timing.py``, and the median time per batch is
 extrapolated to 938 batches. ``--full`` times one real epoch of each instead; ``--profile``
-prints where cnnlib's time goes (cProfile, by function).
+prints where cnnlib's time goes (cProfile, by function); ``--memory`` measures the peak memory of
+one whole training epoch of cnnlib in a fresh subprocess (tracemalloc's peak of the numpy and
+Python heap during the epoch, and the growth of the process's maximum resident set).
+
+The load average is printed before and after the table; the cnnlib / torch ratio is printed only
+when it stays <= 0.7 (``--force`` prints it anyway, marked as measured under load).
 
 Run with ``make bench-train`` (it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE).
 """
@@ -19,13 +24,16 @@ import cProfile
 import math
 import os
 import pstats
+import subprocess
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import load_average, print_table, threadpool_info, time_blocks, torch_available  # noqa: E402
+from timing import (  # noqa: E402
+    load_1min, load_average, print_table, ratio_verdict, threadpool_info, time_blocks, torch_available,
+)
 
 from cnnlib.model import lenet  # noqa: E402
 from cnnlib.optim import Adam  # noqa: E402
@@ -56,12 +64,12 @@ def cnnlib_runner(X, y, n_batches: int, seed: int = 0):
     return run
 
 
-def torch_runner(X, y, n_batches: int, seed: int = 0):
+def torch_runner(X, y, n_batches: int, seed: int = 0, threads: int = 2):
     """The same network, optimizer and loop in PyTorch CPU."""
     import torch
     from torch import nn
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model = nn.Sequential(
         nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
@@ -90,6 +98,44 @@ def torch_runner(X, y, n_batches: int, seed: int = 0):
     return run
 
 
+_MEMORY_SCRIPT = r"""
+import json, resource, sys, tracemalloc
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bench_train as bt
+X, y = bt.make_data()
+run = bt.cnnlib_runner(X, y, int(sys.argv[2]))
+try:  # the resident set now (KiB), not its high-water mark, which the data set's creation may have set
+    base_rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+except (OSError, StopIteration):
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+run()
+_, peak = tracemalloc.get_traced_memory()
+tracemalloc.stop()
+print(json.dumps({"tracemalloc_peak_mib": peak / 2**20,
+                  "maxrss_growth_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024,
+                  "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def peak_memory(n_batches: int = EPOCH_BATCHES) -> dict:
+    """Peak memory of one cnnlib training epoch (``fit`` over n_batches), in a fresh subprocess.
+
+    ``tracemalloc_peak_mib``: the largest amount of memory allocated through Python's and numpy's
+    allocators at once during the epoch, above what was allocated before it (the data set, the
+    model): the figure to compare; ``maxrss_growth_mib``: the process's maximum resident set after
+    the epoch minus its resident set before it (0 when something before the epoch, such as making
+    the data set, peaked higher; OpenBLAS's per-thread buffers count here); ``maxrss_mib``: the
+    maximum resident set of the whole process (data set included).
+    """
+    import json
+
+    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, os.path.dirname(os.path.abspath(__file__)),
+                          str(n_batches)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=25, help="batches per timed block (default 25)")
@@ -100,6 +146,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="time cnnlib only")
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="limit numpy's BLAS to this many threads (threadpoolctl); default: leave as is")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, as numpy's BLAS)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure the peak memory of one cnnlib epoch in a subprocess (see --memory-batches)")
+    parser.add_argument("--memory-batches", type=int, default=EPOCH_BATCHES,
+                        help=f"batches of the epoch whose peak memory --memory measures (default {EPOCH_BATCHES}: a whole epoch)")
+    parser.add_argument("--force", action="store_true", help="print the ratio even when the machine is busy")
     args = parser.parse_args(argv)
     if args.blas_threads is not None:
         from threadpoolctl import threadpool_limits
@@ -109,16 +161,17 @@ def main(argv=None) -> int:
         _limits = threadpool_limits(args.blas_threads, user_api="blas")  # noqa: F841
 
     print("LeNet training epoch: 60,000 random 1x28x28 float32 images, batch 64, Adam(lr=1e-3)")
-    print(f"numpy {np.__version__}; {threadpool_info()}")
     use_torch = torch_available() and not args.no_torch
     if use_torch:
         import torch
 
-        torch.set_num_threads(2)
-        print(f"torch {torch.__version__}, torch.set_num_threads(2)")
+        torch.set_num_threads(args.threads)
+        print(f"torch {torch.__version__}, torch.set_num_threads({args.threads})")
     else:
         print("torch not importable: timing cnnlib only")
-    print(load_average())
+    print(f"numpy {np.__version__}; {threadpool_info()}")
+    before = load_1min()
+    print(f"{load_average()} before")
 
     X, y = make_data()
 
@@ -137,7 +190,7 @@ def main(argv=None) -> int:
     if args.full:
         results = {}
         for name, make in [("cnnlib", cnnlib_runner)] + ([("torch", torch_runner)] if use_torch else []):
-            run = make(X, y, EPOCH_BATCHES)
+            run = make(X, y, EPOCH_BATCHES) if name == "cnnlib" else make(X, y, EPOCH_BATCHES, threads=args.threads)
             t0 = time.perf_counter()
             run()
             results[name] = time.perf_counter() - t0
@@ -147,23 +200,33 @@ def main(argv=None) -> int:
     else:
         candidates = {"cnnlib": cnnlib_runner(X, y, args.batches)}
         if use_torch:
-            candidates["torch"] = torch_runner(X, y, args.batches)
+            candidates["torch"] = torch_runner(X, y, args.batches, threads=args.threads)
         med = time_blocks(candidates, rounds=args.rounds, repeat=args.repeat, warmup=1)
         per_batch = {k: v / args.batches for k, v in med.items()}
         timed = args.rounds * args.repeat * args.batches
         how = (f"median of {args.rounds * args.repeat} blocks of {args.batches} batches per library "
                f"({timed} timed batches each), extrapolated to {EPOCH_BATCHES} batches")
 
+    after = load_1min()
+    show, verdict = ratio_verdict([before, after], args.force)
     rows = []
     for name, t in per_batch.items():
-        ratio = t / per_batch["torch"] if "torch" in per_batch else "n/a"
+        ratio = (round(t / per_batch["torch"], 2) if show else "withheld") if "torch" in per_batch else "n/a"
         rows.append((name, t * 1e3, t * EPOCH_BATCHES, ratio))
     print()
     print_table(rows, headers=["library", "ms / batch", "s / epoch", "ratio vs torch"])
     print(f"\n{how}")
+    print(f"{load_average()} after")
     if "torch" in per_batch:
-        print(f"cnnlib / torch = {per_batch['cnnlib'] / per_batch['torch']:.2f}x")
-    print(load_average())
+        print(verdict)
+        if show:
+            print(f"cnnlib / torch = {per_batch['cnnlib'] / per_batch['torch']:.2f}x  (goal <= 1.3)")
+    if args.memory:
+        mem = peak_memory(args.memory_batches)
+        print(f"\npeak memory of one cnnlib epoch ({args.memory_batches} batches of {BATCH}, fresh subprocess): "
+              f"tracemalloc peak {mem['tracemalloc_peak_mib']:.1f} MiB above the data and model, "
+              f"max RSS {mem['maxrss_growth_mib']:.1f} MiB above the RSS before the epoch "
+              f"(process max RSS {mem['maxrss_mib']:.0f} MiB, data set included)")
     return 0
 
 

@@ -14,7 +14,13 @@ import statistics
 import time
 from typing import Callable, Mapping, Sequence
 
-__all__ = ["time_blocks", "threadpool_info", "torch_available", "print_table", "load_average"]
+__all__ = [
+    "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
+    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean",
+]
+
+#: ratios are printed only when the 1-minute load average is at most this (else --force)
+QUIET_LOAD = 0.7
 
 
 def time_blocks(
@@ -84,6 +90,41 @@ def load_average() -> str:
         return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "load average unavailable"
+
+
+def load_1min() -> float | None:
+    """The 1-minute load average, or None where the OS does not report one."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def ratio_verdict(loads: Sequence[float | None], force: bool) -> tuple[bool, str]:
+    """May ratios be printed, given the load averages read before and after a table?
+
+    Load does not cancel out in a ratio (torch's OpenMP threads lose far more to a busy machine
+    than OpenBLAS's), so ratios are shown only when every reading is <= QUIET_LOAD, or when
+    ``force`` is set (then marked as measured under load). Returns (show, explanation).
+    """
+    known = [v for v in loads if v is not None]
+    worst = max(known) if known else None
+    if worst is None:
+        return True, "load average unavailable: ratios shown, check the machine is quiet yourself"
+    if worst <= QUIET_LOAD:
+        return True, f"quiet machine (1-minute load <= {QUIET_LOAD} before and after): ratios are meaningful"
+    why = (f"the 1-minute load average reached {worst:.2f} (> {QUIET_LOAD}) during this table: other processes "
+           "compete for the cores and slow torch's OpenMP threads far more than OpenBLAS's, so a ratio "
+           "measured now says little about a quiet machine")
+    if force:
+        return True, f"WARNING: {why}; ratios printed anyway (--force), do not quote them as quiet-machine figures"
+    return False, f"ratios withheld: {why}. Rerun when the machine is quiet, or pass --force to print them anyway"
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    import math
+
+    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:

@@ -21,19 +21,28 @@ Conventions shared by every function here:
 How the work is vectorized (no Python loop over N, C or output positions; only over the KH*KW
 kernel offsets): strided windows are read as plain 1-D slices of a "phase image", the input
 split by stride phase (``x[a::s, b::s]``) with the padding built in. Each kernel offset is then
-one long contiguous slice, so im2col is KH*KW block copies, col2im KH*KW in-place adds, and max
+one long contiguous slice, so im2col is one strided copy per stride phase, col2im KH*KW in-place adds, and max
 pooling KH*KW ``np.maximum`` calls. A few output columns per row that straddle the row end are
 computed and thrown away. Convolution is im2col + ONE GEMM for the whole batch (columns
 ``(C*KH*KW, N*H_out*W')``, output width innermost, the batch folded into the GEMM); its backward reuses the columns
 kept in the cache when they are small (<= 16 MiB) and recomputes larger ones (rather than hold
 KH*KW copies of x), and for stride 1 with many channels computes ``dx`` as a "full" convolution
-of ``dout`` with the flipped kernel instead of GEMM + col2im. Large scratch arrays
+of ``dout`` with the flipped kernel instead of GEMM + col2im. 3x3 stride-1 convolutions with
+many channels and filters (C, F >= 16) take Winograd's F(2x2, 3x3) route instead: 16 batched
+GEMMs on transformed 4x4 tiles, 2.25x fewer multiplications, forward and backward, equal to the
+direct route to round-off (the tests run both on the same cases). With few filters (F <= 8) on a
+large batch the GEMM only streams the columns, so it runs in chunks of a few images whose columns
+stay in L2 (recomputed, not kept, for the backward pass). ``conv2d_backward(..., need_dx=False)``
+skips dx (``fit`` does so for a network's first layer). Tiling max pools route dx straight into
+its strided views. Large scratch arrays
 live in a per-thread workspace that is reused between calls (fresh large temporaries cost
 page faults); returned arrays and caches never point into it.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
 import threading
 
@@ -99,6 +108,8 @@ def _float_dtype(*arrays) -> np.dtype:
 
 
 def _is_int(v) -> bool:
+    if type(v) is int:  # the common case, without the slow abstract-class check
+        return True
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
@@ -195,7 +206,7 @@ class _Workspace(threading.local):
 
     def get(self, name: str, shape: tuple, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         buf = self.buffers.get(name)
         if buf is None or buf.nbytes < nbytes:
             self.buffers.pop(name, None)
@@ -296,6 +307,12 @@ class _Phases:
         return dx
 
 
+@functools.lru_cache(maxsize=256)
+def _phases(shape, kh, kw, sh, sw, ph, pw, Ho, Wo, channel_major) -> _Phases:
+    """A shared _Phases for this geometry (they are read-only; building one costs Python time)."""
+    return _Phases(shape, kh, kw, sh, sw, ph, pw, Ho, Wo, channel_major)
+
+
 def _im2col(x, kh, kw, stride, padding, Ho, Wo, keep=False):
     """im2col of x: ``(C*KH*KW, N*Ho*Wr)`` with the output width innermost.
 
@@ -304,12 +321,20 @@ def _im2col(x, kh, kw, stride, padding, Ho, Wo, keep=False):
     or into a fresh array when ``keep``. Returns (cols, phases).
     """
     N, C = x.shape[:2]
-    g = _Phases(x.shape, kh, kw, *stride, *padding, Ho, Wo, channel_major=True)
+    g = _phases(x.shape, kh, kw, *stride, *padding, Ho, Wo, True)
     img = g.split(x, "phase")
     L = Ho * g.Wr
     cols = np.empty((C, kh, kw, N, L), x.dtype) if keep else _workspace.get("cols", (C, kh, kw, N, L), x.dtype)
-    for i, j, a, b, off in g.offsets():
-        cols[:, i, j] = g.block(img, a, b, off).reshape(C, N, g.Hr * g.Wr)[:, :, :L]
+    # One copy per stride phase: the kernel offsets (i, j) = (a + sh*i', b + sw*j') of phase (a, b)
+    # start at i'*Wr + j' in it, so all their windows form one strided (C, ni, nj, N, L) view.
+    (sh, sw), it = stride, x.itemsize
+    for a in range(min(sh, kh)):
+        for b in range(min(sw, kw)):
+            ni, nj = (kh - 1 - a) // sh + 1, (kw - 1 - b) // sw + 1
+            phase = img[a, b]
+            src = np.ndarray((C, ni, nj, N, L), x.dtype, buffer=phase, offset=0,
+                             strides=(N * g.Hr * g.Wr * it, g.Wr * it, it, g.Hr * g.Wr * it, it))
+            np.copyto(cols[:, a::sh, b::sw], src)
     return cols.reshape(C * kh * kw, N * L), g
 
 
@@ -329,6 +354,69 @@ def _conv(x, w, b, stride, padding, Ho, Wo, keep=False):
     return out, cols
 
 
+_CHUNK_BYTES = 384 * 2**10  # im2col columns per batch chunk on the chunked route (stays in L2)
+_CHUNK_MAX_F = 8  # up to this many filters the whole-batch GEMM is memory-bound: chunk it
+
+
+def _chunk_images(C, KH, KW, N, L, F, itemsize):
+    """Images per chunk on the chunked route, or None for one GEMM over the whole batch.
+
+    With few filters (LeNet's first layer: 6) the GEMM does F multiply-adds per number it reads
+    from the im2col columns, so for a large batch its time goes into reading columns that no
+    longer fit in the cache. In chunks of a few images, each chunk's columns are written and
+    read again while in L2 (and are recomputed by the backward pass instead of being kept).
+    """
+    per_image = C * KH * KW * L * itemsize
+    if _CONV_ALGO == "chunked":
+        return max(1, N // 3)
+    if _CONV_ALGO != "auto" or F > _CHUNK_MAX_F or per_image * N <= 2 * _CHUNK_BYTES:
+        return None
+    nc = max(1, _CHUNK_BYTES // per_image)
+    return nc if nc < N else None
+
+
+def _cols_chunk(img, g, C, kh, kw, stride, n0, m, dtype):
+    """im2col columns (C*kh*kw, m*L) of images n0 .. n0+m-1, read from the whole batch's phase image.
+
+    The rows are padded by 16 numbers so that their stride is not a multiple of 4 KiB (which
+    makes OpenBLAS several times slower through cache aliasing).
+    """
+    (sh, sw), N, it = stride, g.B, np.dtype(dtype).itemsize
+    L = g.out[0] * g.Wr
+    rs = m * L + 16
+    buf = _workspace.get("cols_chunk", (C * kh * kw * rs,), dtype)
+    target = np.ndarray((C, kh, kw, m, L), dtype, buffer=buf, strides=(kh * kw * rs * it, kw * rs * it, rs * it, L * it, it))
+    for a in range(min(sh, kh)):
+        for b in range(min(sw, kw)):
+            ni, nj = (kh - 1 - a) // sh + 1, (kw - 1 - b) // sw + 1
+            src = np.ndarray((C, ni, nj, m, L), dtype, buffer=img[a, b], offset=n0 * g.Hr * g.Wr * it,
+                             strides=(N * g.Hr * g.Wr * it, g.Wr * it, it, g.Hr * g.Wr * it, it))
+            np.copyto(target[:, a::sh, b::sw], src)
+    return np.ndarray((C * kh * kw, m * L), dtype, buffer=buf, strides=(rs * it, it))
+
+
+def _conv_chunked(x, w, b, stride, padding, Ho, Wo, nc):
+    """The im2col convolution in chunks of nc images (see _chunk_images): a fresh (N, F, Ho, Wo) array."""
+    N, C = x.shape[:2]
+    F, _, KH, KW = w.shape
+    g = _phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, True)
+    img = g.split(x, "phase")
+    L = Ho * g.Wr
+    out = np.empty((N, F, Ho, Wo), x.dtype)
+    w2 = w.reshape(F, C * KH * KW)
+    prod_buf = _workspace.get("gemm", (F * nc * L,), x.dtype)
+    for n0 in range(0, N, nc):
+        m = min(nc, N - n0)
+        prod = prod_buf[: F * m * L].reshape(F, m * L)
+        np.matmul(w2, _cols_chunk(img, g, C, KH, KW, stride, n0, m, x.dtype), out=prod)
+        res = prod.reshape(F, m, Ho, g.Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
+        if b is None:
+            np.copyto(out[n0 : n0 + m], res)
+        else:
+            np.add(res, b.reshape(F, 1, 1), out=out[n0 : n0 + m])
+    return out
+
+
 _KEEP_COLS_BYTES = 16 * 2**20  # conv2d_forward keeps im2col columns up to this size in the cache
 _DX_STRATEGY = "auto"  # "auto", or force "full" / "col2im" (the tests check both ways)
 
@@ -345,6 +433,197 @@ def _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding) -> bool:
     if _DX_STRATEGY != "auto":
         return _DX_STRATEGY == "full"
     return 2 * F * H * (W + KW - 1) < 3 * C * Ho * (Wo + KW - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3): 3x3 stride-1 convolutions as 16 batched GEMMs on 4x4 input tiles
+# --------------------------------------------------------------------------------------------
+#
+# Each 2x2 block of outputs is A^T [(G g G^T) * (B^T d B)] A for its 4x4 input tile d and the 3x3
+# filter g (Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural Networks"): summed over
+# channels, the elementwise product becomes, for each of the 16 tile positions, one GEMM
+# (F, C) @ (C, tiles): 16 multiplications per output tile instead of 36, 2.25x fewer FLOPs. The
+# transforms only add and subtract (and halve, in G), exactly in float64 and to round-off in
+# float32. The backward pass runs in the same transformed domain (the gradient of that exact
+# computation): dU = dM @ V^T gives dw, dV = U^T @ dM gives the input tiles' gradients, which
+# overlap-add back into dx.
+
+_CONV_ALGO = "auto"  # "auto", or force "winograd" / "im2col" / "chunked" (the tests check each)
+
+
+def _use_winograd(x_shape, w_shape, stride) -> bool:
+    """3x3, stride 1, and enough channels and filters that the GEMMs dominate the transforms."""
+    (N, C, H, W), (F, _, KH, KW) = x_shape, w_shape
+    if (KH, KW) != (3, 3) or tuple(stride) != (1, 1):
+        return False
+    if _CONV_ALGO != "auto":
+        return _CONV_ALGO == "winograd"
+    return C >= 16 and F >= 16
+
+
+def _wino_filter(w):
+    """U = G g G^T for every (f, c): (4, 4, F, C), in w's dtype."""
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], w.dtype)
+    return np.einsum("ai,fcij,bj->abfc", G, w, G, optimize=True)
+
+
+def _wino_geometry(x_shape, padding):
+    """Tiles of a 3x3 stride-1 conv: (phases, th, tw, Ho, Wo).
+
+    The 4x4 input tiles at stride 2 are read from a phase image (see _Phases) with windows 4x4,
+    stride 2: tile element (u, v) of every tile is ONE contiguous slice, phase (u % 2, v % 2)
+    shifted by (u // 2) * Wr + v // 2, so every transform is a few long 1-D additions. Tiles at
+    ty = th or tx = tw (one row and column per image) are junk: computed and thrown away.
+    """
+    N, C, H, W = x_shape
+    ph, pw = padding
+    Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
+    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
+    return _phases(tuple(x_shape), 4, 4, 2, 2, ph, pw, th, tw, True), th, tw, Ho, Wo
+
+
+def _wino_input(x, g, fresh=True):
+    """V = B^T d B for every tile: (16, C, N*Hr*Wr), fresh or in the workspace (B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]])."""
+    C = x.shape[1]
+    img = g.split(x, "phase")
+    M, Wr = g.M, g.Wr
+    T = _workspace.get("wino_t", (4, 2, M + 1), x.dtype)
+    for b in range(2):  # down each tile column: rows u = 0..3 are phases (0, b), (1, b) shifted 0 or Wr
+        p0, p1 = img[0, b, : M + 1], img[1, b, : M + 1]
+        p2, p3 = img[0, b, Wr : Wr + M + 1], img[1, b, Wr : Wr + M + 1]
+        np.subtract(p0, p2, out=T[0, b])
+        np.add(p1, p2, out=T[1, b])
+        np.subtract(p2, p1, out=T[2, b])
+        np.subtract(p1, p3, out=T[3, b])
+    V = np.empty((4, 4, M), x.dtype) if fresh else _workspace.get("wino_v", (4, 4, M), x.dtype)
+    c0, c1, c2, c3 = T[:, 0, :M], T[:, 1, :M], T[:, 0, 1:], T[:, 1, 1:]  # along each tile row
+    np.subtract(c0, c2, out=V[:, 0])
+    np.add(c1, c2, out=V[:, 1])
+    np.subtract(c2, c1, out=V[:, 2])
+    np.subtract(c1, c3, out=V[:, 3])
+    return V.reshape(16, C, M // C)
+
+
+def _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, dtype, out=None):
+    """out = A^T M A per tile (A^T = [[1,1,1,0],[0,1,-1,-1]]): (N, F, Ho, Wo) (+ bias), fresh or into ``out``."""
+    Hr, Wr = g.Hr, g.Wr
+    m = Mt.reshape(4, 4, -1)
+    s = _workspace.get("wino_s", (2, 4, m.shape[2]), dtype)
+    np.add(m[0], m[1], out=s[0])
+    s[0] += m[2]
+    np.subtract(m[1], m[2], out=s[1])
+    s[1] -= m[3]
+    y = _workspace.get("wino_y", (2, 2, m.shape[2]), dtype)
+    np.add(s[:, 0], s[:, 1], out=y[:, 0])
+    y[:, 0] += s[:, 2]
+    np.subtract(s[:, 1], s[:, 2], out=y[:, 1])
+    y[:, 1] -= s[:, 3]
+    even = Ho % 2 == 0 and Wo % 2 == 0
+    out = np.empty((N, F, Ho, Wo), dtype) if out is None else out
+    full = out if even else _workspace.get("wino_full", (N, F, 2 * th, 2 * tw), dtype)
+    full6 = full.reshape(N, F, th, 2, tw, 2)
+    for a in range(2):
+        for bb in range(2):
+            src = y[a, bb].reshape(F, N, Hr, Wr)[:, :, :th, :tw].transpose(1, 0, 2, 3)
+            if b is None or not even:
+                np.copyto(full6[:, :, :, a, :, bb], src)
+            else:
+                np.add(src, b.reshape(F, 1, 1), out=full6[:, :, :, a, :, bb])
+    if not even:
+        if b is None:
+            np.copyto(out, full[:, :, :Ho, :Wo])
+        else:
+            np.add(full[:, :, :Ho, :Wo], b.reshape(F, 1, 1), out=out)
+    return out
+
+
+_WINO_CHUNK_BYTES = 4 * 2**20  # transformed tiles per batch chunk (larger batches run in chunks)
+
+
+def _wino_chunk(x_shape, padding, itemsize):
+    """Images per chunk so that a chunk's transformed tiles V stay in cache, or None (no chunks)."""
+    N, C, H, W = x_shape
+    th, tw = (H + 2 * padding[0] - 1) // 2, (W + 2 * padding[1] - 1) // 2
+    per_image = 16 * C * (th + 1) * (tw + 1) * itemsize
+    nc = max(1, _WINO_CHUNK_BYTES // per_image)
+    return nc if nc < N else None
+
+
+def _wino_forward(x, w, b, padding, fresh_v=True, out=None):
+    """Winograd forward: (out, V) with V the transformed input tiles (the backward needs them)."""
+    N, C, H, W = x.shape
+    F = w.shape[0]
+    g, th, tw, Ho, Wo = _wino_geometry(x.shape, padding)
+    V = _wino_input(x, g, fresh_v)
+    U = np.ascontiguousarray(_wino_filter(w).reshape(16, F, C))
+    Mt = _workspace.get("wino_m", (16, F, V.shape[2]), x.dtype)
+    np.matmul(U, V, out=Mt)
+    return _wino_output(Mt, g, N, F, th, tw, Ho, Wo, b, x.dtype, out), V
+
+
+def _wino_backward(dout, x, w, padding, V, need_dx):
+    """(dx or None, dw) of the Winograd forward, computed in the transformed domain."""
+    N, C, H, W = x.shape
+    F = w.shape[0]
+    g, th, tw, Ho, Wo = _wino_geometry(x.shape, padding)
+    Hr, Wr, M = g.Hr, g.Wr, g.M
+    if V is None:
+        V = _wino_input(x, g, fresh=False)
+    P = V.shape[2]
+    # dout split by output phase (a, b) onto the tile grid, zero at the junk tiles
+    D = _workspace.get("wino_d", (2, 2, F, N, Hr, Wr), x.dtype)
+    D.fill(0)
+    for a in range(2):
+        for bb in range(2):
+            part = dout[:, :, a::2, bb::2]
+            D[a, bb, :, :, : part.shape[2], : part.shape[3]] = part.transpose(1, 0, 2, 3)
+    D = D.reshape(2, 2, F * P)
+    # dM = A dY A^T per tile, A = [[1,0],[1,1],[1,-1],[0,-1]]
+    R = _workspace.get("wino_r", (4, 2, F * P), x.dtype)
+    R[0] = D[0]
+    np.add(D[0], D[1], out=R[1])
+    np.subtract(D[0], D[1], out=R[2])
+    np.negative(D[1], out=R[3])
+    dM = _workspace.get("wino_dm", (4, 4, F * P), x.dtype)
+    dM[:, 0] = R[:, 0]
+    np.add(R[:, 0], R[:, 1], out=dM[:, 1])
+    np.subtract(R[:, 0], R[:, 1], out=dM[:, 2])
+    np.negative(R[:, 1], out=dM[:, 3])
+    dM = dM.reshape(16, F, P)
+    dU = np.matmul(dM, V.transpose(0, 2, 1)).reshape(4, 4, F, C)
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], x.dtype)
+    dw = np.einsum("ai,abfc,bj->fcij", G, dU, G, optimize=True)
+    if not need_dx:
+        return None, dw
+    U = _wino_filter(w).reshape(16, F, C)
+    dV = _workspace.get("wino_dv", (16, C, P), x.dtype)
+    np.matmul(U.transpose(0, 2, 1), dM, out=dV)
+    dV = dV.reshape(4, 4, M)
+    # the adjoint of _wino_input: along tile rows (B^T's columns), shifted adds by 0 / 1 ...
+    Z = _workspace.get("wino_z", (4, 2, M + 1), x.dtype)
+    Z[:, :, M] = 0
+    Z[:, 0, :M] = dV[:, 0]
+    Z[:, 0, 1:] -= dV[:, 0]
+    Z[:, 0, 1:] += dV[:, 1]
+    Z[:, 0, 1:] += dV[:, 2]
+    np.subtract(dV[:, 1], dV[:, 2], out=Z[:, 1, :M])
+    Z[:, 1, :M] += dV[:, 3]
+    Z[:, 1, 1:] -= dV[:, 3]
+    # ... then down tile columns, shifted adds by 0 / Wr into the phase image's gradient
+    dP = _workspace.get("wino_dp", g.size, x.dtype)
+    dP.fill(0)
+    f = _workspace.get("wino_f", (2, M + 1), x.dtype)
+    for bb in range(2):
+        z0, z1, z2, z3 = Z[0, bb], Z[1, bb], Z[2, bb], Z[3, bb]
+        dP[0, bb, : M + 1] += z0
+        np.add(z1, z2, out=f[0])
+        f[0] -= z0
+        dP[0, bb, Wr : Wr + M + 1] += f[0]
+        np.subtract(z1, z2, out=f[1])
+        f[1] += z3
+        dP[1, bb, : M + 1] += f[1]
+        dP[1, bb, Wr : Wr + M + 1] -= z3
+    return g.merge(dP, x.dtype), dw
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,15 +712,34 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     # Keep the columns for the backward pass when they are small; recompute large ones there
     # (cheaper than holding KH*KW copies of x for the whole forward pass of a network).
     N, C, H, W = x.shape
-    keep = C * w.shape[2] * w.shape[3] * N * Ho * (Wo + (w.shape[3] - 1) // stride[1]) * x.itemsize <= _KEEP_COLS_BYTES
-    out, cols = _conv(x, w, b, stride, padding, Ho, Wo, keep)
     cache = {"op": op, "x": x, "w": w, "has_bias": b is not None, "stride": stride, "padding": padding}
-    cache["cols"] = cols if keep else None
+    if _use_winograd(x.shape, w.shape, stride):
+        nc = _wino_chunk(x.shape, padding, x.itemsize)
+        cache["algo"], cache["chunk"] = "winograd", nc
+        if nc is None:
+            out, V = _wino_forward(x, w, b, padding)
+            cache["cols"] = V if V.nbytes <= _KEEP_COLS_BYTES else None
+            return out, cache
+        # chunks of images: each chunk's tiles are transformed, multiplied and transformed back
+        # while in cache (the backward pass transforms them again rather than keep them)
+        out = np.empty((N, w.shape[0], Ho, Wo), x.dtype)
+        for n0 in range(0, N, nc):
+            _wino_forward(x[n0 : n0 + nc], w, b, padding, fresh_v=False, out=out[n0 : n0 + nc])
+        cache["cols"] = None
+        return out, cache
+    L = Ho * (Wo + (w.shape[3] - 1) // stride[1])
+    nc = _chunk_images(C, w.shape[2], w.shape[3], N, L, w.shape[0], x.itemsize)
+    if nc is not None:
+        cache["algo"], cache["cols"], cache["chunk"] = "chunked", None, nc
+        return _conv_chunked(x, w, b, stride, padding, Ho, Wo, nc), cache
+    keep = C * w.shape[2] * w.shape[3] * N * L * x.itemsize <= _KEEP_COLS_BYTES
+    out, cols = _conv(x, w, b, stride, padding, Ho, Wo, keep)
+    cache["algo"], cache["cols"] = "im2col", (cols if keep else None)
     return out, cache
 
 
 @reference
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, *, need_dx=True):
     """Backward pass of conv2d_forward: gradients of the loss w.r.t. x, w and b.
 
     ``dw[f] = sum over n, i, j of dout[n, f, i, j] * window(n, i, j)``, ``db[f] = sum of
@@ -450,9 +748,13 @@ def conv2d_backward(dout, cache):
     Args:
         dout: upstream gradient of shape (N, F, H_out, W_out).
         cache: from conv2d_forward.
+        need_dx: False skips dx (returned as None): the first layer of a network has no use
+            for the gradient with respect to the images, and it costs as much as dw.
+            dw and db are the same either way.
 
     Returns:
-        dx: (N, C, H, W). dw: (F, C, KH, KW). db: (F,), or None if the forward had no bias.
+        dx: (N, C, H, W), or None when ``need_dx`` is False. dw: (F, C, KH, KW).
+        db: (F,), or None if the forward had no bias.
 
     Shape:
         same shapes as x, w and b of the forward pass.
@@ -472,29 +774,56 @@ def conv2d_backward(dout, cache):
     """
     op = "conv2d_backward"
     c = _cache(op, cache, "conv2d_forward")
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"{op}: need_dx must be True or False, got {need_dx!r}")
     x, w, stride, padding = c["x"], c["w"], c["stride"], c["padding"]
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     Ho = (H + 2 * padding[0] - KH) // stride[0] + 1
     Wo = (W + 2 * padding[1] - KW) // stride[1] + 1
     dout = _dout(op, dout, (N, F, Ho, Wo), x.dtype)
     db = dout.sum(axis=(0, 2, 3)) if c["has_bias"] else None
+    if c.get("algo") == "winograd":
+        nc = c.get("chunk")
+        if nc is None:
+            dx, dw = _wino_backward(dout, x, w, padding, c["cols"], need_dx)
+            return dx, dw, db
+        dx = np.empty(x.shape, x.dtype) if need_dx else None
+        dw = np.zeros(w.shape, x.dtype)
+        for n0 in range(0, N, nc):
+            dx_c, dw_c = _wino_backward(dout[n0 : n0 + nc], x[n0 : n0 + nc], w, padding, None, need_dx)
+            dw += dw_c
+            if need_dx:
+                dx[n0 : n0 + nc] = dx_c
+        return dx, dw, db
 
-    # dw: one GEMM with the columns (kept by the forward pass, or recomputed when large).
-    if c["cols"] is None:
-        cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo)
-    else:
-        cols, g = c["cols"], _Phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, channel_major=True)
+    chunked = c.get("algo") == "chunked"
+    g = _phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, True)
+    L = Ho * g.Wr
     dt = _workspace.get("dout", (F, N, Ho, g.Wr), x.dtype)
     dt[:, :, :, Wo:] = 0  # junk columns contribute nothing
     dt[:, :, :, :Wo] = dout.transpose(1, 0, 2, 3)
-    dt = dt.reshape(F, N * Ho * g.Wr)
-    dw = np.matmul(cols, dt.T).T.reshape(w.shape)  # (cols @ dt.T) is far faster than dt @ cols.T
+    dt = dt.reshape(F, N * L)
+    if chunked:  # dw chunk by chunk, the columns recomputed while in cache
+        img, nc = g.split(x, "phase"), c["chunk"]
+        dw_t = np.zeros((C * KH * KW, F), x.dtype)
+        part = _workspace.get("dw_part", (C * KH * KW, F), x.dtype)
+        for n0 in range(0, N, nc):
+            m = min(nc, N - n0)
+            np.matmul(_cols_chunk(img, g, C, KH, KW, stride, n0, m, x.dtype), dt[:, n0 * L : (n0 + m) * L].T, out=part)
+            dw_t += part
+        dw = dw_t.T.reshape(w.shape)
+        cols = None
+    else:  # dw: one GEMM with the columns (kept by the forward pass, or recomputed when large).
+        cols = c["cols"] if c["cols"] is not None else _im2col(x, KH, KW, stride, padding, Ho, Wo)[0]
+        dw = np.matmul(cols, dt.T).T.reshape(w.shape)  # (cols @ dt.T) is far faster than dt @ cols.T
 
+    if not need_dx:
+        return None, dw, db
     if _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W)[0]
     else:  # GEMM, then col2im: one strided add per kernel offset
-        dcols = cols if c["cols"] is None else _workspace.get("cols", cols.shape, x.dtype)
+        dcols = cols if (c["cols"] is None and cols is not None) else _workspace.get("cols", (C * KH * KW, N * L), x.dtype)
         np.matmul(w.reshape(F, C * KH * KW).T, dt, out=dcols)
         dcols = dcols.reshape(C, KH, KW, N, Ho * g.Wr)
         img = _workspace.get("phase", g.size, x.dtype)
@@ -542,7 +871,7 @@ def _pool_setup(op, x, kernel_size, stride):
     x = _array(op, "x", x, 4, "(N, C, H, W)")
     x = x.astype(_float_dtype(x), copy=False)
     (kh, kw), (sh, sw), (Ho, Wo) = _pool_geometry(op, x, kernel_size, stride)
-    return x, _Phases(x.shape, kh, kw, sh, sw, 0, 0, Ho, Wo, channel_major=False)
+    return x, _phases(x.shape, kh, kw, sh, sw, 0, 0, Ho, Wo, False)
 
 
 def _crop(flat, g) -> np.ndarray:
@@ -634,6 +963,29 @@ def max_pool2d_forward(x, kernel_size, stride=None):
     return out, {"op": op, "phases": g, "idx": idx, "dtype": x.dtype}
 
 
+_POOL_DIRECT = True  # tiling max pools write dx directly (False: via the phase image; tests run both)
+
+
+def _tiles(g) -> bool:
+    """The pooling windows tile the input exactly (no overlap, no gap, nothing left over)."""
+    (kh, kw), (Ho, Wo), (H, W) = g.kernel, g.out, g.shape[2:]
+    return g.kernel == g.stride and (H, W) == (kh * Ho, kw * Wo)
+
+
+def _max_pool_route(dout, idx, g, dtype):
+    """dx of a tiling max pool: for each window offset, dout where that offset holds the maximum,
+    written straight into dx's strided view of the offset (one pass, no phase image to merge)."""
+    (sh, sw), (Ho, Wo) = g.stride, g.out
+    N, C = g.shape[:2]
+    dx = np.empty(g.shape, dtype)  # every position belongs to exactly one window
+    idx4 = idx.reshape(N, C, Ho, Wo)
+    mask = _workspace.get("pool_mask", (N, C, Ho, Wo), bool)
+    for k, (i, j, _a, _b, _off) in enumerate(g.offsets()):
+        np.equal(idx4, k, out=mask)
+        np.multiply(dout, mask, out=dx[:, :, i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw])
+    return dx
+
+
 @reference
 def max_pool2d_backward(dout, cache):
     """Backward pass of max pooling: each window's gradient goes to the position of its maximum.
@@ -661,6 +1013,8 @@ def max_pool2d_backward(dout, cache):
     op = "max_pool2d_backward"
     c = _cache(op, cache, "max_pool2d_forward")
     g, idx, dtype = c["phases"], c["idx"], c["dtype"]
+    if _POOL_DIRECT and _tiles(g):
+        return _max_pool_route(_dout(op, dout, (g.A, g.B) + g.out, dtype), idx, g, dtype)
     d = _uncrop(_dout(op, dout, (g.A, g.B) + g.out, dtype), g)
     mask = _workspace.get("pool_mask", (g.M,), bool)
 
@@ -1006,6 +1360,21 @@ def flatten_backward(dout, cache):
 # --------------------------------------------------------------------------------------------
 
 
+def _channel_sums(a, b=None) -> np.ndarray:
+    """Per-channel sum over (N, H, W) of a (N, C, H, W), or of a * b: (C,), in a's dtype.
+
+    Row by row (one contiguous row per (n, c)), then over n: no large temporary, and the rows'
+    partial sums keep the float32 round-off as small as numpy's pairwise sum.
+    """
+    N, C = a.shape[:2]
+    rows = np.ascontiguousarray(a).reshape(N * C, -1)
+    if b is None:
+        per_row = rows.sum(axis=1)  # (not BLAS: a threaded gemv is slow on a busy machine)
+    else:
+        per_row = np.einsum("ij,ij->i", rows, np.ascontiguousarray(b).reshape(N * C, -1))
+    return per_row.reshape(N, C).sum(axis=0)
+
+
 def _running(op, name, value, C, x):
     a = _vector(op, name, value, C, "one per channel", x=x)
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or not value.flags.writeable:
@@ -1085,17 +1454,19 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training, mom
         m = x.shape[0] * x.shape[2] * x.shape[3]
         if m < 2:
             raise ValueError(f"{op}: training needs more than 1 value per channel to estimate a variance ({_shapes(x=x)})")
-        mean = x.mean(axis=(0, 2, 3))
+        mean = _channel_sums(x) / m
         xc = x - mean.reshape(bc)
-        var = np.mean(xc * xc, axis=(0, 2, 3))  # biased: used to normalize
+        var = _channel_sums(xc, xc) / m  # biased: used to normalize
         running_mean[...] = (1 - momentum) * running_mean + momentum * mean
         running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
     else:
         xc = x - running_mean.astype(dtype, copy=False).reshape(bc)
         var = running_var.astype(dtype, copy=False)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
-    x_hat = xc * inv_std.reshape(bc)
-    out = x_hat * gamma.reshape(bc) + beta.reshape(bc)
+    x_hat = xc
+    x_hat *= inv_std.reshape(bc)  # in place: a fresh large temporary costs page faults
+    out = x_hat * gamma.reshape(bc)
+    out += beta.reshape(bc)
     return out, {"op": op, "x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "training": bool(training)}
 
 
@@ -1136,13 +1507,19 @@ def batchnorm2d_backward(dout, cache):
     dout = _dout(op, dout, x_hat.shape, x_hat.dtype)
     C = x_hat.shape[1]
     bc = (1, C, 1, 1)
-    dbeta = dout.sum(axis=(0, 2, 3))
-    dgamma = (dout * x_hat).sum(axis=(0, 2, 3))
+    dbeta = _channel_sums(dout)
+    dgamma = _channel_sums(dout, x_hat)
+    scale = gamma * inv_std
+    dx = dout * scale.reshape(bc)
     if not c["training"]:
-        return dout * (gamma * inv_std).reshape(bc), dgamma, dbeta
+        return dx, dgamma, dbeta
     m = x_hat.shape[0] * x_hat.shape[2] * x_hat.shape[3]
-    # with dx_hat = dout * gamma: sum(dx_hat) = gamma * dbeta, sum(dx_hat * x_hat) = gamma * dgamma
-    dx = (dout - (dbeta / m).reshape(bc) - x_hat * (dgamma / m).reshape(bc)) * (gamma * inv_std).reshape(bc)
+    # with dx_hat = dout * gamma: sum(dx_hat) = gamma * dbeta, sum(dx_hat * x_hat) = gamma * dgamma, so
+    # dx = (dout - dbeta / m - x_hat * dgamma / m) * gamma * inv_std, computed in place
+    tmp = _workspace.get("bn_tmp", x_hat.shape, x_hat.dtype)
+    np.multiply(x_hat, (scale * dgamma / m).reshape(bc), out=tmp)
+    dx -= tmp
+    dx -= (scale * dbeta / m).reshape(bc)
     return dx, dgamma, dbeta
 
 

@@ -316,6 +316,12 @@ class Conv2d(Layer):
             ReLU) or ``"glorot"`` (Keras' default, uniform).
         bias: whether to learn a bias (default True); the bias starts at zero.
 
+    Attributes:
+        needs_input_grad: True (default): ``backward`` returns dx. False: ``backward`` skips dx
+            and returns None (weights' gradients unchanged). Nothing uses the gradient with
+            respect to a network's input images, and it costs as much as the weights' gradient,
+            so ``cnnlib.train.fit`` sets it to False on the model's first layer while it trains.
+
     Parameters: ``weight`` (F, C, KH, KW), ``bias`` (F,): F*C*KH*KW + F numbers,
     (2*2*3 + 1) * 16 = 208 for the seed's first Keras layer.
 
@@ -352,6 +358,7 @@ class Conv2d(Layer):
             "weight", _init_weight((self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, init, rng, layer)
         )
         self.bias = self._add_param("bias", np.zeros(self.out_channels, np.float32)) if bias else None
+        self.needs_input_grad = True
 
     def _forward(self, x):
         x = self._input(x, 4, self.in_channels, f"(N, {self.in_channels}, H, W)")
@@ -359,7 +366,7 @@ class Conv2d(Layer):
         return F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding)
 
     def _backward(self, dout, cache):
-        dx, dw, db = F.conv2d_backward(dout, cache)
+        dx, dw, db = F.conv2d_backward(dout, cache, need_dx=bool(self.needs_input_grad))
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

@@ -185,6 +185,12 @@ def fit(model: Sequential, optimizer: Optimizer, X, y, *, epochs: int, batch_siz
     steps = math.ceil(n / batch_size)
     history = History({"epochs": epochs, "batch_size": batch_size, "steps": steps})
     was_training = model.training
+    # Nothing uses the gradient with respect to the images: let the first layer skip it
+    # (Conv2d.needs_input_grad; the weights' gradients are the same), restored afterwards.
+    first = model.layers[0] if model.layers else None
+    first_needs = getattr(first, "needs_input_grad", None)
+    if first_needs is not None:
+        first.needs_input_grad = False
     try:
         for epoch in range(epochs):
             model.train()
@@ -227,6 +233,8 @@ def fit(model: Sequential, optimizer: Optimizer, X, y, *, epochs: int, batch_siz
                 bar.set_postfix(post, refresh=True)
                 bar.close()
     finally:
+        if first_needs is not None:
+            first.needs_input_grad = first_needs
         model.clear_cache()
         model.train(was_training)
     return history

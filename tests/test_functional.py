@@ -448,3 +448,146 @@ def test_batchnorm_against_torch(training):
     assert_matches(rv, rv_t.numpy(), "running_var vs torch")
     for g, t in zip(F.batchnorm2d_backward(dout, cache), (xt, gt, bt)):
         assert_matches(g, t.grad.numpy(), "bn grads vs torch")
+
+
+@pytest.mark.parametrize("case", FIXED_CONV_CASES, ids=case_id)
+def test_conv_backward_need_dx_false(case):
+    x, w, b = conv_arrays(case, seed=23)
+    out, cache = F.conv2d_forward(x, w, b, case["stride"], case["padding"])
+    dout = np.random.default_rng(24).standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    none, dw2, db2 = F.conv2d_backward(dout, cache, need_dx=False)
+    assert none is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+    with pytest.raises(TypeError, match="need_dx"):
+        F.conv2d_backward(dout, cache, need_dx="no")
+
+
+# ---------------------------------------------------------------- Winograd F(2x2, 3x3) route
+
+
+def winograd_case(seed: int) -> dict:
+    """A random 3x3 stride-1 conv: odd and even sizes, non-square, padding 0-2, N and C from 1."""
+    rng = np.random.default_rng(500 + seed)
+    N, C, Fo = int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    ph, pw = (int(v) for v in rng.integers(0, 3, size=2))
+    H = int(rng.integers(max(1, 3 - 2 * ph), 12))
+    W = int(rng.integers(max(1, 3 - 2 * pw), 12))
+    return dict(x=(N, C, H, W), w=(Fo, C, 3, 3), stride=1, padding=(ph, pw) if seed % 2 else ph)
+
+
+WINOGRAD_CASES = [
+    dict(x=(1, 1, 3, 3), w=(1, 1, 3, 3), stride=1, padding=0),  # one output
+    dict(x=(2, 3, 5, 7), w=(4, 3, 3, 3), stride=1, padding=1),  # odd output sizes
+    dict(x=(2, 2, 6, 6), w=(3, 2, 3, 3), stride=1, padding=0),  # even output sizes
+    dict(x=(1, 2, 2, 1), w=(2, 2, 3, 3), stride=1, padding=(2, 1)),  # padding > image
+] + [winograd_case(seed) for seed in range(16)]
+
+
+@pytest.mark.parametrize("keep", [True, False, "chunks"], ids=["V-kept", "V-recomputed", "image-chunks"])
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=case_id)
+def test_winograd_matches_naive_loops_and_the_direct_route(case, keep, monkeypatch):
+    """float64: Winograd and im2col both equal the loops (round-off); the route is invisible."""
+    monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep is True else 0)
+    if keep == "chunks":  # one image per chunk
+        monkeypatch.setattr(F, "_WINO_CHUNK_BYTES", 1)
+    x, w, b = conv_arrays(case, seed=25)
+    expected = naive.conv2d_forward(x, w, b, 1, case["padding"])
+    dout = np.random.default_rng(26).standard_normal(expected.shape)
+    expected_grads = naive.conv2d_backward(dout, x, w, 1, case["padding"])
+    results = {}
+    for algo in ("winograd", "im2col"):
+        monkeypatch.setattr(F, "_CONV_ALGO", algo)
+        out, cache = F.conv2d_forward(x, w, b, 1, case["padding"])
+        assert cache["algo"] == algo
+        assert_matches(out, expected, f"{algo} out")
+        grads = F.conv2d_backward(dout, cache)
+        for name, g, e in zip(("dx", "dw", "db"), grads, expected_grads):
+            assert_matches(g, e, f"{algo} {name}")
+        assert F.conv2d_backward(dout, cache, need_dx=False)[0] is None
+        results[algo] = (out, *grads)
+    for a, b_ in zip(results["winograd"], results["im2col"]):
+        assert_matches(a, b_, "winograd vs im2col", tol=1e-11)
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES + [dict(x=(4, 32, 9, 10), w=(24, 32, 3, 3), stride=1, padding=1)], ids=case_id)
+def test_winograd_float32_agrees_with_direct_to_round_off(case, monkeypatch):
+    """float32 in, float32 out; Winograd and im2col differ by float32 round-off only."""
+    x, w, b = (a.astype(np.float32) for a in conv_arrays(case, seed=27))
+    dout = np.random.default_rng(28).standard_normal(
+        (case["x"][0], case["w"][0], case["x"][2] + 2 * F._pair("t", "p", case["padding"], 0)[0] - 2,
+         case["x"][3] + 2 * F._pair("t", "p", case["padding"], 0)[1] - 2)).astype(np.float32)
+    results = {}
+    for algo in ("winograd", "im2col"):
+        monkeypatch.setattr(F, "_CONV_ALGO", algo)
+        out, cache = F.conv2d_forward(x, w, b, 1, case["padding"])
+        results[algo] = (out, *F.conv2d_backward(dout, cache))
+        assert all(r.dtype == np.float32 for r in results[algo])
+    exact = (naive.conv2d_forward(*(a.astype(np.float64) for a in (x, w, b)), 1, case["padding"]),
+             *naive.conv2d_backward(dout.astype(np.float64), x.astype(np.float64), w.astype(np.float64), 1, case["padding"]))
+    for name, wi, di, ex in zip(("out", "dx", "dw", "db"), results["winograd"], results["im2col"], exact):
+        # round-off of a sum of K products of O(1) numbers: a few float32 epsilons times sqrt(K)
+        scale = max(1.0, float(np.abs(ex).max()))
+        tol = 5e-6 * scale * np.sqrt(case["w"][1] * 9 * max(1, dout.shape[0]))
+        assert float(np.abs(wi - di).max()) <= tol, f"{name}: winograd vs direct {np.abs(wi - di).max()} > {tol}"
+        assert float(np.abs(wi - ex).max()) <= tol, f"{name}: winograd vs float64 {np.abs(wi - ex).max()} > {tol}"
+
+
+def test_winograd_is_chosen_by_shape_only_where_it_wins():
+    w_big, w_small = np.zeros((32, 32, 3, 3), np.float32), np.zeros((6, 1, 3, 3), np.float32)
+    assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), w_big, None, 1, 1)[1]["algo"] == "winograd"
+    assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), w_big, None, 2, 1)[1]["algo"] == "im2col"  # stride 2
+    assert F.conv2d_forward(np.zeros((2, 1, 8, 8), np.float32), w_small, None, 1, 1)[1]["algo"] == "im2col"  # few channels
+    assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), np.zeros((32, 32, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES[:6], ids=case_id)
+def test_winograd_gradients(case, monkeypatch):
+    monkeypatch.setattr(F, "_CONV_ALGO", "winograd")
+    x, w, b = conv_arrays(case, seed=29)
+    assert_gradients_ok(F.conv2d_forward, F.conv2d_backward, {"x": x, "w": w, "b": b},
+                        {"stride": 1, "padding": case["padding"]})
+
+
+@pytest.mark.parametrize("strategy", ["col2im", "full"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
+def test_chunked_route_matches_naive_loops(case, strategy, monkeypatch):
+    """The batch-chunked im2col route (few filters, large batch) against the loops, both dx ways."""
+    monkeypatch.setattr(F, "_CONV_ALGO", "chunked")
+    monkeypatch.setattr(F, "_DX_STRATEGY", strategy)
+    x, w, b = conv_arrays(case, seed=31)
+    x, w = np.concatenate([x] * 3), w  # at least 3 images: several chunks
+    out, cache = F.conv2d_forward(x, w, b, case["stride"], case["padding"])
+    assert cache["algo"] == "chunked"
+    assert_matches(out, naive.conv2d_forward(x, w, b, case["stride"], case["padding"]), "out")
+    dout = np.random.default_rng(32).standard_normal(out.shape)
+    expected = naive.conv2d_backward(dout, x, w, case["stride"], case["padding"])
+    for name, g, e in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
+        assert_matches(g, e, name)
+    assert_matches(F.conv2d_backward(dout, cache, need_dx=False)[1], expected[1], "dw without dx")
+
+
+def test_chunked_route_is_chosen_for_few_filters_on_a_large_batch():
+    x = np.zeros((64, 1, 28, 28), np.float32)
+    assert F.conv2d_forward(x, np.zeros((6, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "chunked"
+    assert F.conv2d_forward(x[:2], np.zeros((6, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
+    assert F.conv2d_forward(x, np.zeros((16, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
+
+
+TILED_POOL_CASES = [dict(x=(2, 3, 8, 6), kernel_size=2, stride=None), dict(x=(1, 2, 9, 6), kernel_size=(3, 2), stride=(3, 2)),
+                    dict(x=(3, 1, 4, 4), kernel_size=4, stride=4)]
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "phase-image"])
+@pytest.mark.parametrize("case", TILED_POOL_CASES + FIXED_POOL_CASES, ids=case_id)
+def test_max_pool_backward_routes_agree_with_the_loops(case, direct, monkeypatch):
+    monkeypatch.setattr(F, "_POOL_DIRECT", direct)
+    k, s = case["kernel_size"], case["stride"]
+    rng = np.random.default_rng(33)
+    for x in (rng.standard_normal(case["x"]), rng.integers(0, 2, size=case["x"]).astype(np.float32)):  # ties
+        out, cache = F.max_pool2d_forward(x, k, s)
+        dout = rng.standard_normal(out.shape).astype(x.dtype)
+        dx = F.max_pool2d_backward(dout, cache)
+        assert dx.dtype == x.dtype
+        np.testing.assert_allclose(dx, naive.max_pool2d_backward(dout, x, k, s), rtol=1e-6, atol=1e-6)

@@ -271,3 +271,21 @@ def test_custom_layer_subclass():
     layer = Double()
     np.testing.assert_array_equal(layer(np.ones(3)), 2 * np.ones(3))
     np.testing.assert_array_equal(layer.backward(np.ones(3)), 2 * np.ones(3))
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), (1, 2)])
+def test_conv_needs_input_grad_false_skips_dx_and_keeps_weight_grads(stride, padding):
+    rng = np.random.default_rng(30)
+    x = rng.standard_normal((3, 2, 9, 8)).astype(np.float32)
+    grads = []
+    for needs in (True, False):
+        conv = Conv2d(2, 4, 3, stride=stride, padding=padding, rng=np.random.default_rng(31))
+        conv.needs_input_grad = needs
+        out = conv(x)
+        dx = conv.backward(np.ones_like(out))
+        assert (dx is None) == (not needs)
+        if needs:
+            assert dx.shape == x.shape and dx.dtype == np.float32
+        grads.append((conv.weight.grad.copy(), conv.bias.grad.copy()))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)

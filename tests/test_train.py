@@ -204,3 +204,46 @@ def test_lenet_reaches_92_percent_on_the_mnist_sample():
     print(f"LeNet on the MNIST sample: test accuracy {result['accuracy']:.3f} after 5 epochs in {seconds:.1f} s")
     assert hist.history["loss"][-1] < hist.history["loss"][0]
     assert result["accuracy"] >= 0.92
+
+
+def manual_fit(model, opt, X, y, epochs, batch_size, rng):
+    """fit's loop written out with every layer computing its dx (the reference for the opt-out)."""
+    from cnnlib.losses import softmax_cross_entropy
+
+    for _ in range(epochs):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), batch_size):
+            idx = order[start:start + batch_size]
+            opt.zero_grad()
+            _, dout = softmax_cross_entropy(model.forward(X[idx]), y[idx])
+            assert model.backward(dout) is not None  # dx computed
+            opt.step()
+
+
+def test_fit_skips_the_first_layers_dx_with_identical_results_and_restores_the_flag():
+    X, y = toy_data(50)
+    trained = []
+    for use_fit in (True, False):
+        model = toy_model(seed=3)
+        opt = Adam(model.parameters(), lr=0.01)
+        if use_fit:
+            calls = []
+            conv = model[0]
+            original = conv._backward
+            conv._backward = lambda dout, cache: calls.append(conv.needs_input_grad) or original(dout, cache)
+            fit(model, opt, X, y, epochs=2, batch_size=16, rng=np.random.default_rng(5), progress=False)
+            assert calls and not any(calls)  # every backward of the first layer skipped dx
+            assert conv.needs_input_grad is True  # restored
+        else:
+            manual_fit(model, opt, X, y, 2, 16, np.random.default_rng(5))
+        trained.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*trained):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_first_layer_flag_is_restored_when_fit_raises():
+    X, y = toy_data(20)
+    model = toy_model()
+    with pytest.raises(ValueError):
+        fit(model, SGD(model.parameters(), lr=0.1), X[:, :, :3], y, epochs=1, batch_size=8, progress=False)
+    assert model[0].needs_input_grad is True
