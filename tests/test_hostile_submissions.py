@@ -293,7 +293,8 @@ def test_uid_switch_and_permissions_alone_keep_a_secret(secret, tmp_path):
 
     target = str(secret / "hidden_tests.txt")
     assert ensure_private([str(secret)]) == [str(secret)]  # what make_private does to solutions/
-    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[]), PROBE.format(path=target))
+    # the secret is under /tmp: no private /tmp here, the permissions alone must keep it
+    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[], private_places=[]), PROBE.format(path=target))
     assert "BLOCKED PermissionError" in out and "UID 0" not in out, out
 
 
@@ -302,7 +303,8 @@ def test_mount_namespace_alone_keeps_a_world_readable_secret(secret, tmp_path):
     from cnnlib.grading.autograde.sandbox import Sandbox
 
     target = str(secret / "hidden_tests.txt")
-    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[str(secret)]), PROBE.format(path=target))
+    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[str(secret)], private_places=[]),
+                          PROBE.format(path=target))
     assert "BLOCKED" in out and "READ" not in out, out
 
 
