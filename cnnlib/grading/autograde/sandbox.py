@@ -397,6 +397,9 @@ def _pids_of(uid: int) -> list[int]:
     return pids
 
 
+_LAST_UID: int | None = None
+
+
 def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int]:
     """Reserve an unused uid for one kernel; returns (uid, fd of the lock that holds it).
 
@@ -415,7 +418,13 @@ def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         raise RuntimeError(f"{lock_dir} is not a folder of ours; refusing to use it")
     os.chmod(lock_dir, 0o700)
-    start = lo + (os.getpid() * 7919) % (hi - lo + 1)  # spread parallel graders apart
+    global _LAST_UID
+    # spread parallel graders apart, and never hand the next learner of this grader the uid the
+    # last one had (a file it left anywhere would still be its own)
+    if _LAST_UID is not None and lo <= _LAST_UID < hi:
+        start = _LAST_UID + 1
+    else:
+        start = lo + (os.getpid() * 7919) % (hi - lo + 1)
     for i in range(hi - lo + 1):
         uid = lo + (start - lo + i) % (hi - lo + 1)
         fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -429,9 +438,11 @@ def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int
                 # left behind by a grader that died: ours to clean up
                 kill_all_processes_of(uid, NOGROUP)
                 if not _pids_of(uid):
+                    _LAST_UID = uid
                     return uid, fd
             os.close(fd)
             continue
+        _LAST_UID = uid
         return uid, fd
     raise RuntimeError(f"no free sandbox uid in {lo}-{hi}")
 
