@@ -101,7 +101,11 @@ def test_a_learner_account_submits_and_fetches_feedback_after_a_root_autograde(c
     course.release(ASSIGNMENT)
     result = course.api.release_assignment(ASSIGNMENT)
     assert result["success"], result.get("error", "") + result.get("log", "")
+    # feedback/ as nbgrader's release_feedback makes it (0711): there from an earlier assignment
+    (exchange / "cnn-course" / "feedback").mkdir(mode=0o711, exist_ok=True)
+    (exchange / "cnn-course" / "feedback").chmod(0o711)
     before = _modes(exchange)
+    assert set(before) == {"cnn-course", "inbound", "outbound", "feedback"}, before
     assert before["inbound"] & 0o003 == 0o003, f"nbgrader released inbound/ as {oct(before['inbound'])}"
 
     code, log = _as_learner(work, logs, exchange, "fetch_assignment", ASSIGNMENT)
