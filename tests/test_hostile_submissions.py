@@ -501,6 +501,49 @@ def test_the_connection_file_is_out_of_the_kernels_reach(grader_files, tmp_path)
         assert H.file_state(path) == state, f"{path} changed"
 
 
+LEAVE_BEHIND = """
+import ctypes, json, os
+tag = 'left-by-%d' % os.getuid()
+paths = []
+for place in ['/tmp', '/var/tmp', '/dev/shm']:
+    path = os.path.join(place, tag)
+    with open(path, 'w') as fh:
+        fh.write('for the next learner')
+    os.chmod(path, 0o666)
+    paths.append(path)
+os.makedirs('/tmp/%s-dir/deeper' % tag)
+open('/tmp/%s-dir/deeper/f' % tag, 'w').close()
+os.symlink(GRADER, '/tmp/%s-link' % tag)
+paths += ['/tmp/%s-dir' % tag, '/tmp/%s-link' % tag]
+shm = ctypes.CDLL(None, use_errno=True).shmget(0, 4096, 0o1000 | 0o666)  # IPC_PRIVATE
+print('LEFT ' + json.dumps({'uid': os.getuid(), 'paths': paths, 'shm': shm}))
+"""
+
+
+@needs_root
+def test_without_private_mounts_what_a_learner_left_is_swept(grader_files, tmp_path, monkeypatch):
+    """Root without CAP_SYS_ADMIN (a default Docker container) gets no tmpfs and no private
+    /tmp: the kernel's uid is the learner's alone, and what it left is deleted at the end."""
+    import json
+
+    from cnnlib.grading.autograde import sandbox
+    from cnnlib.grading.autograde.sandbox import Sandbox
+
+    folder, states = grader_files
+    monkeypatch.setattr(sandbox, "_mount_tmpfs", lambda *args: False)
+    box = Sandbox.create(str(tmp_path / "none"), hide=[])
+    assert box.private_places == [] and "/tmp" in box._sweep
+    out = _run_in_sandbox(box, LEAVE_BEHIND.replace("GRADER", repr(str(folder))))
+    left = json.loads(out.split("LEFT ", 1)[1].splitlines()[0])
+    assert left["uid"] == box.uid and left["shm"] >= 0, out
+    assert [p for p in left["paths"] if os.path.lexists(p)] == [], "leftovers survived the sandbox"
+    with open("/proc/sysvipc/shm") as fh:
+        assert not [ln for ln in fh.readlines()[1:] if int(ln.split()[7]) == box.uid]
+    assert not Path(box.root).exists()
+    for path, state in states.items():
+        assert H.file_state(path) == state, f"{path} changed"
+
+
 @pytest.mark.parametrize("hide", [False, True], ids=["control", "hidden"])
 def test_user_namespace_hides_paths_for_a_non_root_grader(secret, hide):
     """A grader that is not root: the launcher (standard library only) hides the paths in a user +

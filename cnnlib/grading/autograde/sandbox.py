@@ -124,6 +124,7 @@ class Sandbox:
     _budget_mount: str | None = None
     _connection_name: str | None = None
     _connections: int = 0
+    _sweep: list[str] = field(default_factory=list)
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
@@ -159,9 +160,9 @@ class Sandbox:
         fs = os.path.join(root, "fs")
         os.mkdir(fs, 0o711)
         mounted = None
-        if uid is not None and disk_mb:
-            mounted = fs if _mount_tmpfs(fs, f"size={int(disk_mb)}m,nr_inodes={INODES_PER_MB * int(disk_mb)},"
-                                              "mode=0711,uid=0,gid=0") else None
+        if uid is not None:
+            size = f"size={int(disk_mb)}m,nr_inodes={INODES_PER_MB * int(disk_mb)}," if disk_mb else ""
+            mounted = fs if _mount_tmpfs(fs, size + "mode=0711,uid=0,gid=0") else None
         workdir = os.path.join(fs, "work")
         owner = (uid, gid) if uid is not None else None
         root_fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -188,11 +189,15 @@ class Sandbox:
             limits.setdefault("expose", python_runtime_paths())
             if places is None:
                 places = world_writable_places()
+        # no tmpfs (root without CAP_SYS_ADMIN: a default Docker container) means no mount
+        # namespace for the launcher either: the places stay shared, and what the kernel's uid
+        # left in them is swept when the sandbox closes (see close())
         box = cls(workdir=workdir, uid=uid, gid=gid, exclusive_uid=exclusive, root=root,
                   disk_mb=int(disk_mb) if mounted else 0,
-                  private_places=list(places or []) if uid is not None else [], **limits)
+                  private_places=list(places or []) if mounted else [], **limits)
         box._lock_fd = lock_fd
         box._budget_mount = mounted
+        box._sweep = list(world_writable_places()) if uid is not None and exclusive and not mounted else []
         return box
 
     def kernel_env(self) -> dict[str, str]:
@@ -324,6 +329,8 @@ class Sandbox:
     def close(self) -> None:
         """Kill what is left, delete the folder and release the uid."""
         self.kill_leftovers()
+        if self._sweep and self.uid is not None:
+            sweep_leftovers(self.uid, self._sweep)
         if self._budget_mount:
             # the learner's files vanish with their tmpfs: nothing to walk, nothing to follow
             _unmount(self._budget_mount)
@@ -615,6 +622,56 @@ def remove_tree(path: str) -> None:
         raise RuntimeError("this platform's shutil.rmtree can be fooled by symlinks; refusing to "
                            f"delete {path} as root")
     shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_leftovers(uid: int, places: Iterable[str]) -> list[str]:
+    """Delete what ``uid`` left in the shared writable places and its System V IPC objects;
+    return the paths removed. The fallback when the kernel had no private /tmp & co.
+
+    Runs after every process of ``uid`` is dead (nothing can swap a name any more), and still
+    works on descriptors only: ``os.fwalk`` without following links, ``unlink``/``rmtree``
+    relative to the folder's fd; folders of other owners are entered, never removed.
+    """
+    removed = []
+    for place in places:
+        try:
+            walker = os.fwalk(place, follow_symlinks=False)
+            for dirpath, dirnames, filenames, dir_fd in walker:
+                for name in list(dirnames) + filenames:
+                    try:
+                        st = os.lstat(name, dir_fd=dir_fd)
+                    except OSError:
+                        continue
+                    if st.st_uid != uid:
+                        continue
+                    try:
+                        if stat.S_ISDIR(st.st_mode):
+                            dirnames.remove(name)
+                            shutil.rmtree(name, dir_fd=dir_fd, ignore_errors=True)
+                        else:
+                            os.unlink(name, dir_fd=dir_fd)
+                        removed.append(os.path.join(dirpath, name))
+                    except OSError:
+                        pass
+        except OSError:
+            continue
+    libc = _libc()
+    for kind, remove in (("shm", lambda i: libc.shmctl(i, 0, None)), ("sem", lambda i: libc.semctl(i, 0, 0)),
+                         ("msg", lambda i: libc.msgctl(i, 0, None))):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                lines = fh.readlines()
+        except OSError:
+            continue
+        header = lines[0].split() if lines else []
+        if "uid" not in header:
+            continue
+        for line in lines[1:]:
+            cols = line.split()
+            if int(cols[header.index("uid")]) == uid:
+                remove(int(cols[1]))  # IPC_RMID on the id
+                removed.append(f"{kind} {cols[1]}")
+    return removed
 
 
 def _mount_tmpfs(target: str, options: str) -> bool:
