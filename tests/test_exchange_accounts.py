@@ -135,3 +135,37 @@ def test_a_learner_account_submits_and_fetches_feedback_after_a_root_autograde(c
     pages = list((work / ASSIGNMENT / "feedback").glob("*/*.html"))
     assert pages, f"no feedback page fetched:\n{log}"
     assert _modes(exchange) == before
+
+
+def test_collect_follows_no_symlink_a_learner_account_planted_in_inbound(course_with_exchange):
+    """A learner's account writes its folder in inbound/ itself, with symlinks to files only root
+    may read: `nbgrader collect` (the course's SymlinkSafeCollect) copies the notebook, not them."""
+    from cnnlib.grading.autograde.plugins import SymlinkSafeCollect
+
+    course, tmp = course_with_exchange
+    account = _account()
+    assert course.config.ExchangeFactory.collect is SymlinkSafeCollect
+    course.release(ASSIGNMENT)
+    result = course.api.release_assignment(ASSIGNMENT)
+    assert result["success"], result.get("error", "") + result.get("log", "")
+    secret = tmp / "root-only"
+    secret.mkdir(mode=0o700)
+    (secret / "id_rsa").write_text("ROOT SECRET KEY\n")
+    name = C.notebook_names(ASSIGNMENT)[0]
+    stamp = "2026-01-01 00:00:00.000000 UTC"
+    sub = Path(course.config.Exchange.root) / "cnn-course" / "inbound" / f"{LEARNER}+{ASSIGNMENT}+{stamp}+x1"
+    sub.mkdir()
+    nbformat.write(C.read(C.SOLUTIONS / ASSIGNMENT / name), str(sub / name))
+    (sub / "timestamp.txt").write_text(stamp)
+    (sub / "stolen.txt").symlink_to(secret / "id_rsa")
+    (sub / "stolen-folder").symlink_to(secret)
+    for path in [sub, *sub.iterdir()]:
+        os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+    result = course.api.collect(ASSIGNMENT)
+    assert result["success"], result.get("error", "") + result.get("log", "")
+    submitted = course.root / "submitted" / LEARNER / ASSIGNMENT
+    assert (submitted / name).is_file(), sorted(p.name for p in submitted.iterdir())
+    names = sorted(p.name for p in submitted.rglob("*"))
+    assert "stolen.txt" not in names and "id_rsa" not in names, names
+    for path in submitted.rglob("*"):
+        assert path.is_dir() or b"ROOT SECRET" not in path.read_bytes(), path

@@ -850,6 +850,47 @@ class ScrubHiddenTestsFromOutputs(NbGraderPreprocessor):
         return cell, resources
 
 
+# --------------------------------------------------------------------------------------------
+# collecting: the exchange's inbound/ is written by the learners' own accounts
+
+
+def _collect_base():
+    from nbgrader.exchange.default.collect import ExchangeCollect
+
+    return ExchangeCollect
+
+
+class SymlinkSafeCollect(_collect_base()):
+    """nbgrader's collect, copying each submission out of the exchange without following links.
+
+    A learner's account can write its submission folder in ``inbound/`` directly: nbgrader's
+    ``shutil.copytree`` (run by the instructor, often root) would copy the *content* of a symlink
+    there, say to the solutions or to ``/root/.ssh/id_rsa``, into ``submitted/``, and from there
+    into the learner's kernel. This copies regular files only, through descriptors (see
+    ``cnnlib.grading.autograde.sandbox.copy_tree_nofollow``: symlinks, hard links, FIFOs and a
+    folder swapped for a symlink while it runs are skipped), applying nbgrader's own
+    ignore / include / size rules.
+    """
+
+    def do_copy(self, src, dest, log=None):
+        from nbgrader.utils import ignore_patterns
+
+        from cnnlib.grading.autograde.sandbox import copy_tree_nofollow
+
+        size = self.get_size(src)
+        if size > 1000 * self.coursedir.max_dir_size:
+            self.log.error("Directory size is too big")
+            raise RuntimeError(f"Directory size is too big. Size is {size}, maximum size is "
+                               f"{1000 * self.coursedir.max_dir_size}")
+        ignore = ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
+                                 max_file_size=self.coursedir.max_file_size, log=self.log)
+
+        def skip(rel, name, is_dir):
+            return name in ignore(os.path.normpath(os.path.join(src, rel)), [name])
+
+        copy_tree_nofollow(src, dest, skip=skip, mode=0o644)
+
+
 def _replace(items: Iterable, old, new) -> list:
     out = []
     for item in items:
@@ -909,6 +950,9 @@ def harden(c) -> None:
         auto.pre_convert_hook = hook
     else:
         auto.pre_convert_hook = add_missing_notebooks
+
+    if "collect" not in c.ExchangeFactory:  # an instructor's own collect plug-in is kept
+        c.ExchangeFactory.collect = SymlinkSafeCollect
 
     feedback = list(c.GenerateFeedback.preprocessors) if "preprocessors" in c.GenerateFeedback else []
     if feedback and ClearHiddenTests not in feedback:

@@ -500,22 +500,43 @@ def copy_submission_files(src: str, dest, owner: tuple[int, int] | None = None) 
 
     The notebooks stay behind: the one being graded has had its hidden tests restored, and the
     kernel receives its cells over the wire anyway. Symlinks are skipped: a learner could point
-    one at the gradebook. Every step works on descriptors (``os.fwalk`` without following links,
-    ``O_NOFOLLOW`` opens relative to the folder's descriptor, ``fchown`` on the open file): a
-    folder swapped for a symlink halfway through is never followed, on either side.
+    one at the gradebook. See :func:`copy_tree_nofollow`.
+    """
+    def skip(rel: str, name: str, is_dir: bool) -> bool:
+        if is_dir:
+            return name.startswith(".ipynb_checkpoints") or (rel == "." and name in SANDBOX_OWN_DIRS)
+        return name.endswith(".ipynb")
+
+    copy_tree_nofollow(src, dest, owner=owner, skip=skip)
+
+
+def copy_tree_nofollow(src: str, dest, owner: tuple[int, int] | None = None, skip=None, mode: int = 0o600) -> int:
+    """Copy the regular files and folders of ``src`` into ``dest`` (a path, made if needed, or
+    a folder's fd) without ever following a symlink; return how many files were copied.
+
+    Every step works on descriptors (``os.fwalk`` without following links, ``O_NOFOLLOW`` opens
+    relative to the folder's descriptor, each file checked to be a regular file with a single
+    link, created ``O_EXCL``, ``fchown`` on the open file): a folder swapped for a symlink
+    halfway through is never followed, on either side. ``skip(rel, name, is_dir)`` leaves out
+    entries; ``owner`` (uid, gid) receives everything created.
     """
     if not src or not os.path.isdir(src):
-        return
-    dest_fd = dest if isinstance(dest, int) else os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return 0
+    copied = 0
+    if isinstance(dest, int):
+        dest_fd = dest
+    else:
+        os.makedirs(dest, mode=0o700, exist_ok=True)
+        dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for dirpath, dirnames, filenames, src_fd in os.fwalk(src, follow_symlinks=False):
             rel = os.path.relpath(dirpath, src)
-            dirnames[:] = [d for d in dirnames if not d.startswith(".ipynb_checkpoints")
-                           and not (rel == "." and d in SANDBOX_OWN_DIRS)]
+            if skip is not None:
+                dirnames[:] = [d for d in dirnames if not skip(rel, d, True)]
             target_fd = _open_dirs_at(dest_fd, rel, owner)
             try:
                 for name in filenames:
-                    if name.endswith(".ipynb"):
+                    if skip is not None and skip(rel, name, False):
                         continue
                     try:
                         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
@@ -523,8 +544,10 @@ def copy_submission_files(src: str, dest, owner: tuple[int, int] | None = None) 
                     except OSError:  # a symlink (ELOOP), gone, unreadable
                         continue
                     try:
-                        if stat.S_ISREG(os.fstat(fd).st_mode):
-                            _copy_fd_to(fd, target_fd, name, 0o600, owner)
+                        st = os.fstat(fd)
+                        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:  # no FIFO, device, hard link
+                            _copy_fd_to(fd, target_fd, name, mode, owner)
+                            copied += 1
                     finally:
                         os.close(fd)
             finally:
@@ -533,6 +556,7 @@ def copy_submission_files(src: str, dest, owner: tuple[int, int] | None = None) 
     finally:
         if not isinstance(dest, int):
             os.close(dest_fd)
+    return copied
 
 
 def _mkdir_at(dir_fd: int, name: str, mode: int, owner: tuple[int, int] | None) -> int:
