@@ -258,6 +258,8 @@ def test_planted_symlinks_change_no_grader_file(hostile_course, full_batch):
     """Symlinks to nbgrader_config.py and to a folder of the grader's, planted where the root
     grader used to open, chown and delete (its connection file, the kernel's log, the kernel's
     folder), a process swapping folders and symlinks, a dead kernel: nothing outside changes."""
+    for path, state in hostile_course.canaries.items():
+        assert H.file_state(path) == state, f"{path} changed: {H.file_state(path)} != {state}"
     nb = hostile_course.autograded(full_batch.assignment, "plant_symlinks", full_batch.ctx.name)
     report = H.printed_json(nb, "PLANTED")
     assert report, "the planting cell did not run"
@@ -270,8 +272,6 @@ def test_planted_symlinks_change_no_grader_file(hostile_course, full_batch):
         assert planted[os.path.join(box, name)].startswith("blocked"), (name, planted)
     assert "HANDED IN []" in "".join(C.output_text(c) for c in nb.cells if c.cell_type == "code"), \
         "symlinks handed in with the notebook reached the kernel"
-    for path, state in hostile_course.canaries.items():
-        assert H.file_state(path) == state, f"{path} changed: {H.file_state(path)} != {state}"
 
 
 def test_no_learner_leaves_files_for_the_next_and_the_disk_budget_holds(hostile_course, full_batch):
