@@ -5,13 +5,18 @@ nbgrader runs every submission in an ordinary Jupyter kernel, as the instructor,
 hidden tests), the gradebook, or another learner's work, and could write scores. This module
 is the kernel launcher the course's grading uses instead (see ``cnnlib.grading.autograde.plugins``):
 
-* the grading side (:class:`Sandbox`, :class:`SandboxKernelManager`) makes a fresh working
-  folder outside the course root holding a copy of the submission's non-notebook files (never
-  the notebooks: the sanitized one carries the hidden tests), picks an unused uid for the
-  kernel when it runs as root, and after the kernel stops kills whatever that uid left behind;
+* the grading side (:class:`Sandbox`, :class:`SandboxKernelManager`) makes a fresh folder of
+  its own outside the course root (the connection file and the kernel's log live there, where
+  the kernel cannot write), with the kernel's working folder inside on a tmpfs of the learner's
+  disk budget, holding a copy of the submission's non-notebook files (never the notebooks: the
+  sanitized one carries the hidden tests); it picks an unused uid for the kernel when it runs as
+  root, and after the kernel stops kills whatever that uid left behind and unmounts the tmpfs.
+  No privileged operation takes a path inside a folder the kernel can write (see
+  docs/GRADING.md, "What the grader does as root");
 * the launcher (``python -m cnnlib.grading.autograde.sandbox [options] -- KERNEL ARGV``) runs in the
   kernel's process just before the kernel itself: it hides the private course paths in a
-  private mount namespace when it can, sets resource limits (address space, CPU time, file
+  private mount (and IPC) namespace when it can, replaces /tmp, /var/tmp, /dev/shm and every
+  other world-writable folder with the sandbox's own, opens the kernel's log, sets resource limits (address space, CPU time, file
   size, processes), drops to the unprivileged uid, scrubs the environment, and ``exec``s
   the kernel in the fresh folder.
 
@@ -336,6 +341,8 @@ class Sandbox:
             _unmount(self._budget_mount)
             self._budget_mount = None
         remove_tree(self.root or self.workdir)
+        if self.root and not self.workdir.startswith(self.root.rstrip(os.sep) + os.sep):
+            remove_tree(self.workdir)  # a Sandbox built by hand around a folder of its own
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -346,12 +353,24 @@ def sandbox_parent() -> str:
     owned by its uid). The parent is 0711: a kernel can enter its own folder but cannot list
     the others, nor anything else in /tmp through ``..``."""
     parent = os.path.join(tempfile.gettempdir(), f"cnn-grade-sandboxes-{os.geteuid()}")
-    os.makedirs(parent, mode=0o711, exist_ok=True)
-    st = os.lstat(parent)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise RuntimeError(f"{parent} is not a folder of ours; refusing to put sandboxes there")
-    os.chmod(parent, 0o711)
+    _private_dir(parent, 0o711, "put sandboxes there")
     return parent
+
+
+def _private_dir(path: str, mode: int, purpose: str) -> None:
+    """Make ``path`` (in a shared folder such as /tmp) or take it if it is our own folder, and
+    set its mode on the opened folder: someone else's folder or a symlink is refused."""
+    os.makedirs(path, mode=mode, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RuntimeError(f"{path} is not a folder of ours ({exc}); refusing to {purpose}") from exc
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            raise RuntimeError(f"{path} is not a folder of ours; refusing to {purpose}")
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _lookup_user(user: str) -> tuple[int, int]:
@@ -420,11 +439,7 @@ def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int
             "(set SandboxedExecute.sandbox_user to 'nobody' or to a mapped range)"
         )
     lock_dir = os.path.join(tempfile.gettempdir(), "cnn-grade-uids")
-    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
-    st = os.lstat(lock_dir)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise RuntimeError(f"{lock_dir} is not a folder of ours; refusing to use it")
-    os.chmod(lock_dir, 0o700)
+    _private_dir(lock_dir, 0o700, "use it")
     global _LAST_UID
     # spread parallel graders apart, and never hand the next learner of this grader the uid the
     # last one had (a file it left anywhere would still be its own)
