@@ -145,7 +145,10 @@ class Sandbox:
         """Make a fresh sandbox for the submission in ``submission_dir`` (not modified).
 
         ``user`` is "auto" (an unused uid from ``uid_range``, only when running as root), a
-        user name or number (e.g. "nobody"), or "" to keep the grader's uid.
+        user name or number (e.g. "nobody"), or "" to keep the grader's uid. ``limits`` are the
+        fields of the class (``hide``, ``memory_mb``...) plus ``disk_mb`` (the learner's disk
+        budget, default ``DEFAULT_DISK_MB``; 0 = no size limit) and ``private_places`` (the
+        folders to make private, default :func:`world_writable_places`; [] = none).
         """
         uid = gid = None
         exclusive = False
@@ -170,26 +173,15 @@ class Sandbox:
             mounted = fs if _mount_tmpfs(fs, size + "mode=0711,uid=0,gid=0") else None
         workdir = os.path.join(fs, "work")
         owner = (uid, gid) if uid is not None else None
-        root_fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            work_fd = _mkdir_at(root_fd, "work", 0o700, owner)
-            try:
-                copy_submission_files(submission_dir, work_fd, owner=owner)
-                home_fd = _mkdir_at(work_fd, "home", 0o700, owner)
-                os.close(_mkdir_at(work_fd, "tmp", 0o700, owner))
-                try:
-                    _seed_matplotlib_cache(home_fd, owner)
-                finally:
-                    os.close(home_fd)
-            finally:
-                os.close(work_fd)
-            if uid is not None:
-                # the kernel's /tmp, /var/tmp, /dev/shm...: root's folder, sticky, on the budget
-                tmp_fd = _mkdir_at(root_fd, "tmp", 0o1777, None)
-                os.fchmod(tmp_fd, 0o1777)
-                os.close(tmp_fd)
-        finally:
-            os.close(root_fd)
+            cls._populate(fs, submission_dir, owner)
+        except BaseException:  # nothing half-made left behind: no mount, no folder, no lock
+            if mounted:
+                _unmount(mounted)
+            remove_tree(root)
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
         if uid is not None:
             limits.setdefault("expose", python_runtime_paths())
             if places is None:
@@ -204,6 +196,29 @@ class Sandbox:
         box._budget_mount = mounted
         box._sweep = list(world_writable_places()) if uid is not None and exclusive and not mounted else []
         return box
+
+    @staticmethod
+    def _populate(fs: str, submission_dir: str, owner: tuple[int, int] | None) -> None:
+        """``fs/work`` (the kernel's folder, with the submission's files, HOME and TMPDIR) and,
+        for a kernel of its own uid, ``fs/tmp``; all through descriptors, all handed to ``owner``."""
+        root_fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            work_fd = _mkdir_at(root_fd, "work", 0o700, owner)
+            try:
+                copy_submission_files(submission_dir, work_fd, owner=owner)
+                home_fd = _mkdir_at(work_fd, "home", 0o700, owner)
+                os.close(_mkdir_at(work_fd, "tmp", 0o700, owner))
+                try:
+                    _seed_matplotlib_cache(home_fd, owner)
+                finally:
+                    os.close(home_fd)
+            finally:
+                os.close(work_fd)
+            if owner is not None:
+                # the kernel's /tmp, /var/tmp, /dev/shm...: root's folder, sticky, on the budget
+                os.close(_mkdir_at(root_fd, "tmp", 0o1777, None))
+        finally:
+            os.close(root_fd)
 
     def kernel_env(self) -> dict[str, str]:
         """The whole environment of the kernel: nothing of the grader's but a few locale names."""
