@@ -501,6 +501,23 @@ def test_the_connection_file_is_out_of_the_kernels_reach(grader_files, tmp_path)
         assert H.file_state(path) == state, f"{path} changed"
 
 
+def test_make_private_follows_no_symlink(grader_files, tmp_path):
+    """`make_private` changes the modes of the course's private paths on the opened inode; a
+    private path that is a symlink is left alone, its target untouched."""
+    from cnnlib.grading.autograde.sandbox import ensure_private
+
+    folder, states = grader_files
+    link = tmp_path / "solutions"
+    link.symlink_to(folder)
+    real = tmp_path / "autograded"
+    real.mkdir(mode=0o755)
+    real.chmod(0o755)
+    assert ensure_private([str(link), str(real)]) == [str(real)]
+    assert stat.S_IMODE(real.stat().st_mode) == 0o750
+    for path, state in states.items():
+        assert H.file_state(path) == state, f"{path} changed"
+
+
 LEAVE_BEHIND = """
 import ctypes, json, os
 tag = 'left-by-%d' % os.getuid()
