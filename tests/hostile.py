@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -41,6 +43,7 @@ class Context:
     other: NotebookNode  # another assignment's source notebook
     course_root: Path
     gradebook: Path
+    canary: Path | None = None  # grader files a submission aims its symlinks at (see canaries())
 
     @property
     def numbers(self) -> list[int]:
@@ -270,6 +273,164 @@ def attack_results(nb: NotebookNode) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------
+# the file system (issue 10, sections 1 and 4): symlinks planted for the root grader, leftovers
+# for the next learner, the disk budget
+
+
+class Symlink(str):
+    """A submitted file that is a symbolic link to this target (see :func:`write`)."""
+
+
+def canaries(folder: Path, course_root: Path) -> dict[Path, tuple]:
+    """Grader files a hostile submission aims at, and their state (content, owner, mode).
+
+    The course's own nbgrader_config.py (rewriting it runs code as root at the instructor's next
+    nbgrader command), and a folder of the grader's with a file in it (a cleanup that followed a
+    symlink would empty it, a chown would hand it to the learner)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    (folder / "grading.py").write_text("SECRET = 'the grader keeps this'\n")
+    (folder / "grading.py").chmod(0o644)
+    config = course_root / "nbgrader_config.py"
+    config.write_text("c = get_config()  # the instructor's configuration\n")
+    config.chmod(0o644)
+    return {p: file_state(p) for p in (folder, folder / "grading.py", config)}
+
+
+def file_state(path: Path) -> tuple:
+    st = os.lstat(path)
+    content = tuple(sorted(os.listdir(path))) if stat.S_ISDIR(st.st_mode) else path.read_bytes()
+    return (content, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), stat.S_IFMT(st.st_mode))
+
+
+PLANT = r'''
+import json as _json, os as _os, subprocess as _sp, sys as _sys, time as _time
+_config, _dir, _file = CONFIG, CANARY_DIR, CANARY_FILE
+_home = _os.environ["HOME"]
+_planted = {}
+def _plant(path, target):
+    try:
+        if _os.path.isdir(path) and not _os.path.islink(path):
+            _os.rename(path, path + ".moved")
+        elif _os.path.lexists(path):
+            _os.remove(path)
+        _os.symlink(target, path)
+        _planted[path] = "planted"
+    except OSError as exc:
+        _planted[path] = "blocked: " + type(exc).__name__
+# every name the grader has used as root inside the kernel's folder, and the sandbox's own folder
+_plant(_os.path.join(_home, ".kernel-connection.json"), _config)
+_plant(_os.path.join(_home, "kernel-output.log"), _file)
+_plant(_os.path.join(_home, ".config", "matplotlib"), _dir)
+_plant("linked-folder", _dir)
+_plant("linked-file", _file)
+_box = _os.path.dirname(_os.path.dirname(_os.getcwd()))
+for _name in ("connection-2.json", "kernel-output.log", "fs", "marker"):
+    _plant(_os.path.join(_box, _name), _config)
+_plant(_os.path.join(_os.path.dirname(_os.getcwd()), "tmp"), _dir)
+# and a swap between check and use: a process that keeps turning a folder into a symlink to the
+# grader's folder and back, in the kernel's folder and HOME, while the grader restarts the kernel
+_swapper = """
+import os, time
+spots = [os.path.join(os.environ['HOME'], '.kernel-connection.json'), 'swap', os.path.join('tmp', 'swap')]
+while True:
+    for spot in spots:
+        for make in (lambda: os.symlink(%r, spot), lambda: os.mkdir(spot)):
+            try:
+                if os.path.islink(spot) or os.path.isfile(spot):
+                    os.remove(spot)
+                elif os.path.isdir(spot):
+                    os.rmdir(spot)
+                make()
+            except OSError:
+                pass
+    time.sleep(0.001)
+""" % _dir
+_sp.Popen([_sys.executable, "-c", _swapper], start_new_session=True)
+print("PLANTED " + _json.dumps({"uid": _os.getuid(), "cwd": _os.getcwd(), "planted": _planted}, sort_keys=True))
+print("HANDED IN " + _json.dumps(sorted(n for n in _os.listdir(".") if n.startswith("handed-in"))))
+_sys.stdout.flush()
+_time.sleep(1)
+_os._exit(1)  # the grader restarts the kernel: as root, with the symlinks in place
+'''
+
+
+def plant_symlinks(ctx):
+    """Symlinks to grader files where the root grader used to write, chown and delete, a process
+    swapping folders and symlinks meanwhile, then a dead kernel; symlinks handed in with the
+    notebook too. Nothing outside the sandbox may change (tests/test_hostile_submissions.py)."""
+    folder = ctx.canary
+    code = (PLANT.replace("CONFIG", repr(str(ctx.course_root / "nbgrader_config.py")))
+            .replace("CANARY_DIR", repr(str(folder))).replace("CANARY_FILE", repr(str(folder / "grading.py"))))
+    files = notebook(ctx, append_to_solution(ctx.solved_except(ctx.first), ctx, ctx.first, code))
+    files.update({"handed-in-link": Symlink(str(folder / "grading.py")), "handed-in-folder": Symlink(str(folder)),
+                  "home": Symlink(str(folder))})
+    return files
+
+
+LITTER_MB = 100  # per file: under the per-file limit, six of them over the tests' disk budget
+LITTER = r'''
+import ctypes as _ctypes, json as _json, os as _os
+_report = {"uid": _os.getuid(), "cwd": _os.getcwd(), "written_mb": 0, "errors": []}
+_places = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", _os.environ["TMPDIR"], _os.environ["HOME"], "."]
+_block = b"x" * 2**20
+for _i, _place in enumerate(_places):
+    _path = _os.path.join(_place, "left-by-litter-%d" % _i)
+    try:
+        with open(_path, "wb") as _fh:
+            for _ in range(MB):
+                _fh.write(_block)
+                _report["written_mb"] += 1
+    except OSError as _exc:
+        _report["errors"].append("%s: %s" % (_place, _exc.strerror))
+    try:
+        _os.chmod(_path, 0o666)
+    except OSError:
+        pass
+# a System V shared memory segment outlives its process unless the IPC namespace goes
+_libc = _ctypes.CDLL(None, use_errno=True)
+_shm = _libc.shmget(0xC0FFEE, 4096, 0o1000 | 0o666)
+_report["sysv_shm"] = _shm
+print("LITTER " + _json.dumps(_report, sort_keys=True))
+'''
+
+PROBE_LEFTOVERS = r'''
+import ctypes as _ctypes, json as _json, os as _os
+_found = []
+for _place in ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", _os.environ["TMPDIR"]]:
+    for _dirpath, _dirs, _files in _os.walk(_place):
+        _found += [_os.path.join(_dirpath, _f) for _f in _files if _f.startswith("left-by-")]
+_libc = _ctypes.CDLL(None, use_errno=True)
+_seg = _libc.shmget(0xC0FFEE, 0, 0o666)
+print("PROBE " + _json.dumps({"uid": _os.getuid(), "cwd": _os.getcwd(), "found": _found,
+                              "sysv_shm": _seg}, sort_keys=True))
+'''
+
+
+def litter(ctx):
+    """Fills /tmp, /var/tmp, /dev/shm, /run/lock, TMPDIR, HOME and its folder with world-writable
+    files of LITTER_MB each, and leaves a System V shared memory segment, for the next learner."""
+    nb = ctx.solved_except(ctx.first)
+    code = LITTER.replace("MB", str(LITTER_MB))
+    return notebook(ctx, insert_cell(nb, _index(nb, ctx.prefix(ctx.first) + "solution") + 1, code))
+
+
+def probe_leftovers(ctx):
+    """Graded right after :func:`litter`: looks for what it left (must find nothing)."""
+    nb = ctx.solved_except(ctx.first)
+    return notebook(ctx, insert_cell(nb, _index(nb, ctx.prefix(ctx.first) + "solution") + 1, PROBE_LEFTOVERS))
+
+
+def printed_json(nb: NotebookNode, tag: str) -> dict:
+    """The JSON a cell printed after ``tag`` (PLANTED, LITTER, PROBE)."""
+    for cell in nb.cells:
+        for line in (C.output_text(cell) if cell.cell_type == "code" else "").splitlines():
+            if line.startswith(tag + " "):
+                return json.loads(line[len(tag) + 1:])
+    return {}
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -309,6 +470,9 @@ FAULTS = [
     Fault("hidden_marker_pasted", hidden_marker_pasted, first, "not implemented yet"),
     Fault("calls_reference", calls_reference, first, "your code called cnnlib's reference"),
     Fault("attack", attack, first, "flagged for review", expensive=True),
+    Fault("plant_symlinks", plant_symlinks, first, "kernel stopped while running this cell", expensive=True),
+    Fault("litter", litter, first, "flagged for review", expensive=True),
+    Fault("litter_probe", probe_leftovers, first, "flagged for review", expensive=True),
     Fault("invalid_json", invalid_json, every, "not a valid notebook file", kernel=False),
     Fault("missing_notebook", missing_notebook, every, "no notebook named", kernel=False),
     Fault("other_assignment", other_assignment, every, "none of the graded cells", kernel=False),
@@ -322,7 +486,9 @@ def write(folder: Path, files: dict) -> None:
     """Write a submission's files (notebooks or raw bytes) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
-        if isinstance(content, bytes):
+        if isinstance(content, Symlink):
+            os.symlink(str(content), folder / name)
+        elif isinstance(content, bytes):
             (folder / name).write_bytes(content)
         else:
             nbformat.write(content, str(folder / name))

@@ -25,6 +25,7 @@ import html
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ CORRECT = "zz_correct"  # sorted last: graded after every fault
 CELL_TIMEOUT = 10  # s; the slowest correct cell (the imports) takes ~5 s on a busy 2-core box
 NOTEBOOK_TIMEOUT = 150  # s per notebook
 IOPUB_GRACE = 5  # s nbgrader waits for an interrupted kernel (SandboxedExecute.iopub_timeout)
+DISK_MB = 256  # each learner's disk budget here (SandboxedExecute.disk_limit_mb)
+#: The exchange as nbgrader's release makes it for a course whose learners have their own accounts.
+EXCHANGE_MODES = {"": 0o755, "inbound": 0o2733, "outbound": 0o755, "feedback": 0o711}
 
 pytestmark = [pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId"),
               pytest.mark.filterwarnings("ignore:Object of type:sqlalchemy.exc.SAWarning"),
@@ -72,7 +76,13 @@ def make_course() -> tuple[C.Course, Path]:
     cfg.SandboxedExecute.memory_limit_mb = H.MEMORY_LIMIT_MB
     cfg.SandboxedExecute.notebook_timeout = NOTEBOOK_TIMEOUT
     cfg.SandboxedExecute.iopub_timeout = IOPUB_GRACE
+    cfg.SandboxedExecute.disk_limit_mb = DISK_MB
     course.api = NbGraderAPI(config=cfg)
+    exchange = Path(cfg.Exchange.root) / cfg.CourseDirectory.course_id
+    for sub, mode in EXCHANGE_MODES.items():
+        (exchange / sub).mkdir(parents=True, exist_ok=True)
+        (exchange / sub).chmod(mode)
+    course.canaries = H.canaries(tmp / "grader-files", course.root)
     return course, tmp
 
 
@@ -92,7 +102,7 @@ def _context(course, assignment: str) -> H.Context:
     db = course.config.CourseDirectory.db_url[len("sqlite:///"):]
     return H.Context(assignment=assignment, name=name, source=C.read(C.SOLUTIONS / assignment / name),
                      release=C.read(course.root / "notebooks" / assignment / name), other=other,
-                     course_root=course.root, gradebook=Path(db))
+                     course_root=course.root, gradebook=Path(db), canary=course.root.parent / "grader-files")
 
 
 def _grade(course, assignment: str, faults) -> Batch:
@@ -241,6 +251,84 @@ def test_no_learner_process_outlives_grading(hostile_course, full_batch):
 
 
 # ------------------------------------------------------------------------------------------------
+# the file system (issue 10, sections 1 and 4)
+
+
+def test_planted_symlinks_change_no_grader_file(hostile_course, full_batch):
+    """Symlinks to nbgrader_config.py and to a folder of the grader's, planted where the root
+    grader used to open, chown and delete (its connection file, the kernel's log, the kernel's
+    folder), a process swapping folders and symlinks, a dead kernel: nothing outside changes."""
+    for path, state in hostile_course.canaries.items():
+        assert H.file_state(path) == state, f"{path} changed: {H.file_state(path)} != {state}"
+    nb = hostile_course.autograded(full_batch.assignment, "plant_symlinks", full_batch.ctx.name)
+    report = H.printed_json(nb, "PLANTED")
+    assert report, "the planting cell did not run"
+    planted = report["planted"]
+    home = os.path.join(report["cwd"], "home")
+    assert planted[os.path.join(home, ".kernel-connection.json")] == "planted", planted
+    assert planted[os.path.join(home, "kernel-output.log")] == "planted", planted
+    box = os.path.dirname(os.path.dirname(report["cwd"]))
+    for name in ("connection-2.json", "kernel-output.log", "fs", "marker"):
+        assert planted[os.path.join(box, name)].startswith("blocked"), (name, planted)
+    assert "HANDED IN []" in "".join(C.output_text(c) for c in nb.cells if c.cell_type == "code"), \
+        "symlinks handed in with the notebook reached the kernel"
+
+
+def test_no_learner_leaves_files_for_the_next_and_the_disk_budget_holds(hostile_course, full_batch):
+    litter = H.printed_json(hostile_course.autograded(full_batch.assignment, "litter", full_batch.ctx.name), "LITTER")
+    probe = H.printed_json(hostile_course.autograded(full_batch.assignment, "litter_probe", full_batch.ctx.name),
+                           "PROBE")
+    assert litter and probe, "the litter or the probe did not run"
+    assert litter["uid"] != probe["uid"], "two learners' kernels ran as the same uid"
+    # six files of 100 MB in /tmp, /var/tmp, /dev/shm, /run/lock, TMPDIR, HOME, its folder: the
+    # budget is for all of them together
+    assert 0 < litter["written_mb"] <= DISK_MB, litter
+    assert any("No space left" in e for e in litter["errors"]), litter
+    assert litter["sysv_shm"] >= 0, "the litter could not even create its shared memory segment"
+    assert probe["found"] == [], f"the next learner found the litter's files: {probe['found']}"
+    assert probe["sysv_shm"] == -1, "the next learner found the litter's shared memory segment"
+
+
+def _owned_by(uids: set[int], places) -> list[str]:
+    found = []
+    for place in places:
+        for dirpath, dirnames, filenames in os.walk(place):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    if os.lstat(path).st_uid in uids:
+                        found.append(path)
+                except OSError:
+                    pass
+    return found
+
+
+def test_nothing_is_left_after_grading(hostile_course, full_batch):
+    """No file, folder, mount or shared memory segment of the learners' uids outlives grading."""
+    reports = [H.printed_json(hostile_course.autograded(full_batch.assignment, student, full_batch.ctx.name), tag)
+               for student, tag in (("litter", "LITTER"), ("litter_probe", "PROBE"), ("plant_symlinks", "PLANTED"))]
+    uids = {r["uid"] for r in reports}
+    assert len(uids) == 3, reports
+    left = _owned_by(uids, ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"])
+    assert not left, f"left behind: {left[:10]}"
+    with open("/proc/sysvipc/shm") as fh:
+        segments = [line.split() for line in fh.readlines()[1:]]
+    assert not [s for s in segments if int(s[7]) in uids], "a shared memory segment outlived grading"
+    with open("/proc/self/mountinfo") as fh:
+        mounts = fh.read()
+    for report in reports:
+        box = os.path.dirname(os.path.dirname(report["cwd"]))
+        assert not os.path.lexists(box), f"{box} was not removed"
+        assert box not in mounts, f"{box} is still mounted"
+
+
+def test_grading_leaves_the_exchange_permissions_alone(hostile_course, full_batch):
+    exchange = Path(hostile_course.config.Exchange.root) / hostile_course.config.CourseDirectory.course_id
+    for sub, mode in EXCHANGE_MODES.items():
+        assert stat.S_IMODE((exchange / sub).stat().st_mode) == mode, f"{exchange / sub}: {oct(mode)} changed"
+
+
+# ------------------------------------------------------------------------------------------------
 # each isolation layer on its own (no nbgrader: a kernel or the launcher, a few seconds each)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch needs root")
@@ -293,7 +381,8 @@ def test_uid_switch_and_permissions_alone_keep_a_secret(secret, tmp_path):
 
     target = str(secret / "hidden_tests.txt")
     assert ensure_private([str(secret)]) == [str(secret)]  # what make_private does to solutions/
-    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[]), PROBE.format(path=target))
+    # the secret is under /tmp: no private /tmp here, the permissions alone must keep it
+    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[], private_places=[]), PROBE.format(path=target))
     assert "BLOCKED PermissionError" in out and "UID 0" not in out, out
 
 
@@ -302,8 +391,174 @@ def test_mount_namespace_alone_keeps_a_world_readable_secret(secret, tmp_path):
     from cnnlib.grading.autograde.sandbox import Sandbox
 
     target = str(secret / "hidden_tests.txt")
-    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[str(secret)]), PROBE.format(path=target))
+    out = _run_in_sandbox(Sandbox.create(str(tmp_path), hide=[str(secret)], private_places=[]),
+                          PROBE.format(path=target))
     assert "BLOCKED" in out and "READ" not in out, out
+
+
+@pytest.fixture
+def grader_files(tmp_path):
+    """A folder and a file of the grader's that a learner's symlinks aim at, and their state."""
+    folder = tmp_path / "grader"
+    states = H.canaries(folder, tmp_path)
+    return folder, states
+
+
+def _swapping(spot: Path, target: Path):
+    """A thread that keeps turning ``spot`` (a folder with a file in it) into a symlink to
+    ``target`` and back: a swap between any check of the grader's and its use."""
+    import threading
+
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            try:
+                os.rename(spot, spot.with_name(spot.name + ".real"))
+                os.symlink(target, spot)
+                os.unlink(spot)
+                os.rename(spot.with_name(spot.name + ".real"), spot)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return stop, thread
+
+
+@needs_root
+def test_copying_the_submission_never_follows_a_swapped_symlink(grader_files, tmp_path):
+    from cnnlib.grading.autograde.sandbox import copy_submission_files
+
+    folder, states = grader_files
+    src = tmp_path / "submission"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "data.txt").write_text("learner data")
+    (src / "linked").symlink_to(folder / "grading.py")
+    stop, thread = _swapping(src / "sub", folder)
+    try:
+        for i in range(200):
+            dest = tmp_path / f"dest-{i}"
+            dest.mkdir()
+            copy_submission_files(str(src), str(dest), owner=(2000009998, 65534))
+            copied = {p.name for p in dest.rglob("*")}
+            assert "grading.py" not in copied and "linked" not in copied, copied
+    finally:
+        stop.set()
+        thread.join()
+    for path, state in states.items():
+        assert H.file_state(path) == state, f"{path} changed"
+
+
+@needs_root
+def test_cleanup_never_follows_a_swapped_symlink(grader_files, tmp_path):
+    from cnnlib.grading.autograde.sandbox import remove_tree
+
+    folder, states = grader_files
+    for i in range(50):
+        work = tmp_path / f"work-{i}"
+        (work / "d" / "deeper").mkdir(parents=True)
+        (work / "d" / "deeper" / "f").write_text("x")
+        (work / "link").symlink_to(folder)
+        stop, thread = _swapping(work / "d", folder)
+        try:
+            remove_tree(str(work))
+        finally:
+            stop.set()
+            thread.join()
+        remove_tree(str(work))  # whatever the swapper re-created after the first pass
+        assert not work.exists()
+    for path, state in states.items():
+        assert H.file_state(path) == state, f"{path} changed"
+
+
+@needs_root
+def test_the_connection_file_is_out_of_the_kernels_reach(grader_files, tmp_path):
+    """Placed (on every restart) in the sandbox's own folder, never in the kernel's HOME, and
+    never through a name the kernel could have planted."""
+    from cnnlib.grading.autograde.sandbox import Sandbox
+
+    folder, states = grader_files
+    source = tmp_path / "conn.json"
+    source.write_text('{"key": "k"}')
+    box = Sandbox.create(str(tmp_path / "none"), hide=[])
+    try:
+        home = Path(box.workdir, "home")
+        (home / ".kernel-connection.json").symlink_to(folder / "grading.py")
+        paths = [Path(box.place_connection_file(str(source))) for _ in range(3)]
+        for path in paths[:-1]:
+            assert not path.exists(), "the previous connection file must be gone"
+        final = paths[-1]
+        st, parent = final.lstat(), final.parent.lstat()
+        assert final.read_text() == '{"key": "k"}'
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (box.uid, 0o400)
+        assert parent.st_uid == 0 and stat.S_IMODE(parent.st_mode) == 0o711, "the kernel must not write there"
+        assert not str(final).startswith(box.workdir + os.sep)
+    finally:
+        box.close()
+    assert not Path(box.root).exists()
+    for path, state in states.items():
+        assert H.file_state(path) == state, f"{path} changed"
+
+
+def test_make_private_follows_no_symlink(grader_files, tmp_path):
+    """`make_private` changes the modes of the course's private paths on the opened inode; a
+    private path that is a symlink is left alone, its target untouched."""
+    from cnnlib.grading.autograde.sandbox import ensure_private
+
+    folder, states = grader_files
+    link = tmp_path / "solutions"
+    link.symlink_to(folder)
+    real = tmp_path / "autograded"
+    real.mkdir(mode=0o755)
+    real.chmod(0o755)
+    assert ensure_private([str(link), str(real)]) == [str(real)]
+    assert stat.S_IMODE(real.stat().st_mode) == 0o750
+    for path, state in states.items():
+        assert H.file_state(path) == state, f"{path} changed"
+
+
+LEAVE_BEHIND = """
+import ctypes, json, os
+tag = 'left-by-%d' % os.getuid()
+paths = []
+for place in ['/tmp', '/var/tmp', '/dev/shm']:
+    path = os.path.join(place, tag)
+    with open(path, 'w') as fh:
+        fh.write('for the next learner')
+    os.chmod(path, 0o666)
+    paths.append(path)
+os.makedirs('/tmp/%s-dir/deeper' % tag)
+open('/tmp/%s-dir/deeper/f' % tag, 'w').close()
+os.symlink(GRADER, '/tmp/%s-link' % tag)
+paths += ['/tmp/%s-dir' % tag, '/tmp/%s-link' % tag]
+shm = ctypes.CDLL(None, use_errno=True).shmget(0, 4096, 0o1000 | 0o666)  # IPC_PRIVATE
+print('LEFT ' + json.dumps({'uid': os.getuid(), 'paths': paths, 'shm': shm}))
+"""
+
+
+@needs_root
+def test_without_private_mounts_what_a_learner_left_is_swept(grader_files, tmp_path, monkeypatch):
+    """Root without CAP_SYS_ADMIN (a default Docker container) gets no tmpfs and no private
+    /tmp: the kernel's uid is the learner's alone, and what it left is deleted at the end."""
+    import json
+
+    from cnnlib.grading.autograde import sandbox
+    from cnnlib.grading.autograde.sandbox import Sandbox
+
+    folder, states = grader_files
+    monkeypatch.setattr(sandbox, "_mount_tmpfs", lambda *args: False)
+    box = Sandbox.create(str(tmp_path / "none"), hide=[])
+    assert box.private_places == [] and "/tmp" in box._sweep
+    out = _run_in_sandbox(box, LEAVE_BEHIND.replace("GRADER", repr(str(folder))))
+    left = json.loads(out.split("LEFT ", 1)[1].splitlines()[0])
+    assert left["uid"] == box.uid and left["shm"] >= 0, out
+    assert [p for p in left["paths"] if os.path.lexists(p)] == [], "leftovers survived the sandbox"
+    with open("/proc/sysvipc/shm") as fh:
+        assert not [ln for ln in fh.readlines()[1:] if int(ln.split()[7]) == box.uid]
+    assert not Path(box.root).exists()
+    for path, state in states.items():
+        assert H.file_state(path) == state, f"{path} changed"
 
 
 @pytest.mark.parametrize("hide", [False, True], ids=["control", "hidden"])
@@ -315,9 +570,13 @@ def test_user_namespace_hides_paths_for_a_non_root_grader(secret, hide):
     python = shutil.which("python3", path="/usr/bin:/bin")
     if python is None or shutil.which("setpriv") is None:
         pytest.skip("needs /usr/bin/python3 and setpriv")
-    launcher = str(Path(__file__).resolve().parents[1] / "cnnlib" / "grading" / "autograde" / "sandbox.py")
     work = Path(tempfile.mkdtemp(prefix="cnn-launcher-"))  # reachable by the unprivileged uid
     work.chmod(0o777)
+    # the clone may sit in a folder that uid cannot enter (a 0700 `mktemp -d`, /root): it runs a
+    # copy of the launcher (standard library only), like the system's Python it runs with
+    launcher = str(work / "launcher.py")
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "cnnlib" / "grading" / "autograde" / "sandbox.py", launcher)
+    os.chmod(launcher, 0o644)
     prefix = [] if os.geteuid() != 0 else ["setpriv", "--reuid=2000009999", "--regid=65534", "--clear-groups"]
     argv = prefix + [python, launcher, "--workdir", str(work), "--env", "HOME=" + str(work)]
     if hide:

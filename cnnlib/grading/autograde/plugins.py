@@ -57,7 +57,8 @@ from nbgrader.preprocessors import (
 from traitlets import Bool, Integer, List, Unicode, default
 
 from cnnlib.grading.conventions import split_hidden_tests
-from cnnlib.grading.autograde.sandbox import DEFAULT_UID_RANGE, Sandbox, SandboxKernelManager, ensure_private
+from cnnlib.grading.autograde.sandbox import (DEFAULT_DISK_MB, DEFAULT_UID_RANGE, Sandbox, SandboxKernelManager,
+                                              ensure_private)
 
 META = "cnnlib_grading"  # notebook metadata key holding this module's notes
 _WARNED: dict[str, bool] = {}
@@ -463,12 +464,16 @@ class SandboxedExecute(Execute):
     memory_limit_mb = Integer(4096, help="Address-space limit of the kernel (MB, 0 = none)").tag(config=True)
     cpu_limit_seconds = Integer(1800, help="CPU-time limit of the kernel process (0 = none)").tag(config=True)
     file_size_limit_mb = Integer(256, help="Largest file the kernel may write (MB, 0 = none)").tag(config=True)
+    disk_limit_mb = Integer(DEFAULT_DISK_MB, help="Total the kernel may write, its folder, /tmp, /var/tmp, "
+                            "/dev/shm... together (MB; a tmpfs, so memory; root only; 0 = no "
+                            "budget)").tag(config=True)
     max_processes = Integer(256, help="Processes+threads of the kernel's own uid (auto uid only)").tag(config=True)
     blas_threads = Integer(0, help="OMP/OPENBLAS/MKL threads in the kernel (0 = library default)").tag(config=True)
     private_paths = List(Unicode(), help="More paths to hide from the kernel").tag(config=True)
     hide_private_paths = Bool(True, help="Cover private paths in the kernel's mount namespace").tag(config=True)
-    make_private = Bool(True, help="Remove 'other' permissions from private paths when grading "
-                        "as root, so the kernel's uid cannot read them").tag(config=True)
+    make_private = Bool(True, help="Remove 'other' permissions from the course's private paths "
+                        "when grading as root, so the kernel's uid cannot read them (never the "
+                        "exchange's: learners need them)").tag(config=True)
     max_kernel_restarts = Integer(3).tag(config=True)
     notebook_timeout = Integer(600, help="Seconds for the whole notebook (0 = no limit)").tag(config=True)
     max_output_bytes = Integer(2_000_000, help="Output kept per cell (bytes, 0 = no limit)").tag(config=True)
@@ -483,6 +488,20 @@ class SandboxedExecute(Execute):
 
     # ---- setup ------------------------------------------------------------------------------
     def _private_paths(self) -> list[str]:
+        """Every path to hide from the kernel: the course's private ones and the exchange's."""
+        return self._course_private_paths() + self._exchange_paths()
+
+    def _exchange_paths(self) -> list[str]:
+        """The course's folder in the nbgrader exchange. Hidden from the kernel, never chmod'ed:
+        learners with their own accounts submit to inbound/ (2733) and fetch from feedback/."""
+        cd = _coursedir_of(self)
+        course_id = getattr(cd, "course_id", "") if cd is not None else ""
+        exchange = self.config.get("Exchange", {}).get("root", None) if self.config else None
+        exchange = exchange or "/srv/nbgrader/exchange"
+        paths = [os.path.join(exchange, course_id)] if course_id else []
+        return [p for p in paths if os.path.lexists(p)]
+
+    def _course_private_paths(self) -> list[str]:
         cd = _coursedir_of(self)
         paths = list(self.private_paths)
         if cd is not None:
@@ -495,10 +514,6 @@ class SandboxedExecute(Execute):
             if url.startswith("sqlite:///"):
                 db = os.path.abspath(url[len("sqlite:///"):])
                 paths += [db, db + "-journal", db + "-wal", db + "-shm"]
-        exchange = self.config.get("Exchange", {}).get("root", None) if self.config else None
-        course_id = getattr(cd, "course_id", "") if cd is not None else ""
-        if exchange and course_id:
-            paths += [os.path.join(exchange, course_id, "inbound"), os.path.join(exchange, course_id, "feedback")]
         return [p for p in dict.fromkeys(paths) if os.path.lexists(p)]
 
     def _make_sandbox(self, resources) -> Sandbox | None:
@@ -506,7 +521,7 @@ class SandboxedExecute(Execute):
             return None
         private = self._private_paths()
         if self.make_private and os.geteuid() == 0 and self.sandbox_user:
-            ensure_private(private, self.log)
+            ensure_private(self._course_private_paths(), self.log)  # not the exchange's
         if os.geteuid() != 0 and not _WARNED.get("not root"):
             _WARNED["not root"] = True
             self.log.warning("Grading without root: learners' code runs with your own uid and can "
@@ -526,6 +541,7 @@ class SandboxedExecute(Execute):
             cpu_seconds=self.cpu_limit_seconds,
             file_size_mb=self.file_size_limit_mb,
             max_processes=self.max_processes,
+            disk_mb=self.disk_limit_mb,
             env=env,
         )
 
@@ -834,6 +850,47 @@ class ScrubHiddenTestsFromOutputs(NbGraderPreprocessor):
         return cell, resources
 
 
+# --------------------------------------------------------------------------------------------
+# collecting: the exchange's inbound/ is written by the learners' own accounts
+
+
+def _collect_base():
+    from nbgrader.exchange.default.collect import ExchangeCollect
+
+    return ExchangeCollect
+
+
+class SymlinkSafeCollect(_collect_base()):
+    """nbgrader's collect, copying each submission out of the exchange without following links.
+
+    A learner's account can write its submission folder in ``inbound/`` directly: nbgrader's
+    ``shutil.copytree`` (run by the instructor, often root) would copy the *content* of a symlink
+    there, say to the solutions or to ``/root/.ssh/id_rsa``, into ``submitted/``, and from there
+    into the learner's kernel. This copies regular files only, through descriptors (see
+    ``cnnlib.grading.autograde.sandbox.copy_tree_nofollow``: symlinks, hard links, FIFOs and a
+    folder swapped for a symlink while it runs are skipped), applying nbgrader's own
+    ignore / include / size rules.
+    """
+
+    def do_copy(self, src, dest, log=None):
+        from nbgrader.utils import ignore_patterns
+
+        from cnnlib.grading.autograde.sandbox import copy_tree_nofollow
+
+        size = self.get_size(src)
+        if size > 1000 * self.coursedir.max_dir_size:
+            self.log.error("Directory size is too big")
+            raise RuntimeError(f"Directory size is too big. Size is {size}, maximum size is "
+                               f"{1000 * self.coursedir.max_dir_size}")
+        ignore = ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
+                                 max_file_size=self.coursedir.max_file_size, log=self.log)
+
+        def skip(rel, name, is_dir):
+            return name in ignore(os.path.normpath(os.path.join(src, rel)), [name])
+
+        copy_tree_nofollow(src, dest, skip=skip, mode=0o644)
+
+
 def _replace(items: Iterable, old, new) -> list:
     out = []
     for item in items:
@@ -893,6 +950,9 @@ def harden(c) -> None:
         auto.pre_convert_hook = hook
     else:
         auto.pre_convert_hook = add_missing_notebooks
+
+    if "collect" not in c.ExchangeFactory:  # an instructor's own collect plug-in is kept
+        c.ExchangeFactory.collect = SymlinkSafeCollect
 
     feedback = list(c.GenerateFeedback.preprocessors) if "preprocessors" in c.GenerateFeedback else []
     if feedback and ClearHiddenTests not in feedback:

@@ -5,13 +5,18 @@ nbgrader runs every submission in an ordinary Jupyter kernel, as the instructor,
 hidden tests), the gradebook, or another learner's work, and could write scores. This module
 is the kernel launcher the course's grading uses instead (see ``cnnlib.grading.autograde.plugins``):
 
-* the grading side (:class:`Sandbox`, :class:`SandboxKernelManager`) makes a fresh working
-  folder outside the course root holding a copy of the submission's non-notebook files (never
-  the notebooks: the sanitized one carries the hidden tests), picks an unused uid for the
-  kernel when it runs as root, and after the kernel stops kills whatever that uid left behind;
+* the grading side (:class:`Sandbox`, :class:`SandboxKernelManager`) makes a fresh folder of
+  its own outside the course root (the connection file and the kernel's log live there, where
+  the kernel cannot write), with the kernel's working folder inside on a tmpfs of the learner's
+  disk budget, holding a copy of the submission's non-notebook files (never the notebooks: the
+  sanitized one carries the hidden tests); it picks an unused uid for the kernel when it runs as
+  root, and after the kernel stops kills whatever that uid left behind and unmounts the tmpfs.
+  No privileged operation takes a path inside a folder the kernel can write (see
+  docs/GRADING.md, "What the grader does as root");
 * the launcher (``python -m cnnlib.grading.autograde.sandbox [options] -- KERNEL ARGV``) runs in the
   kernel's process just before the kernel itself: it hides the private course paths in a
-  private mount namespace when it can, sets resource limits (address space, CPU time, file
+  private mount (and IPC) namespace when it can, replaces /tmp, /var/tmp, /dev/shm and every
+  other world-writable folder with the sandbox's own, opens the kernel's log, sets resource limits (address space, CPU time, file
   size, processes), drops to the unprivileged uid, scrubs the environment, and ``exec``s
   the kernel in the fresh folder.
 
@@ -59,7 +64,16 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 PR_SET_PDEATHSIG = 1
 
+MS_NOSYMFOLLOW = 0x100
+MNT_DETACH = 0x2
+UMOUNT_NOFOLLOW = 0x8
+CLONE_NEWIPC = 0x08000000
+
 NOGROUP = 65534
+#: The learner's total disk budget (MB) when grading as root: the kernel's folder, HOME, TMPDIR,
+#: /tmp, /var/tmp, /dev/shm... all live on one tmpfs of this size (memory, released at the end).
+DEFAULT_DISK_MB = 512
+INODES_PER_MB = 64
 DEFAULT_UID_RANGE = (2_000_000_000, 2_000_009_999)
 KERNEL_LOG = "kernel-output.log"
 
@@ -87,6 +101,14 @@ class Sandbox:
         hide: private paths to cover in the kernel's mount namespace (solutions/, gradebook...).
         memory_mb, cpu_seconds, file_size_mb, max_processes: resource limits (0 = no limit).
         env: extra environment variables for the kernel (threads of BLAS, ...).
+        root: the sandbox's own folder (owned by the grader, 0711): it holds ``workdir`` (inside
+            ``fs/``), the connection file and the kernel's log. The kernel can write only in
+            ``workdir`` and ``fs/tmp``, never in ``root``, so nothing the grader creates or
+            reads there can be swapped for a symlink by learner code.
+        disk_mb: the learner's total disk budget: ``fs/`` is a tmpfs of this size (root only;
+            0 = a plain folder, no budget).
+        private_places: world-writable folders (/tmp, /var/tmp, /dev/shm, ...) that the kernel
+            sees replaced by ``fs/tmp`` in its mount namespace (root only).
     """
 
     workdir: str
@@ -100,7 +122,14 @@ class Sandbox:
     file_size_mb: int = 0
     max_processes: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    root: str = ""
+    disk_mb: int = 0
+    private_places: list[str] = field(default_factory=list)
     _lock_fd: int | None = None
+    _budget_mount: str | None = None
+    _connection_name: str | None = None
+    _connections: int = 0
+    _sweep: list[str] = field(default_factory=list)
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
@@ -116,7 +145,10 @@ class Sandbox:
         """Make a fresh sandbox for the submission in ``submission_dir`` (not modified).
 
         ``user`` is "auto" (an unused uid from ``uid_range``, only when running as root), a
-        user name or number (e.g. "nobody"), or "" to keep the grader's uid.
+        user name or number (e.g. "nobody"), or "" to keep the grader's uid. ``limits`` are the
+        fields of the class (``hide``, ``memory_mb``...) plus ``disk_mb`` (the learner's disk
+        budget, default ``DEFAULT_DISK_MB``; 0 = no size limit) and ``private_places`` (the
+        folders to make private, default :func:`world_writable_places`; [] = none).
         """
         uid = gid = None
         exclusive = False
@@ -127,18 +159,66 @@ class Sandbox:
                 gid, exclusive = NOGROUP, True
             else:
                 uid, gid = _lookup_user(user)
-        workdir = tempfile.mkdtemp(prefix="kernel-", dir=base_dir or sandbox_parent())
-        os.chmod(workdir, 0o700)
-        copy_submission_files(submission_dir, workdir)
-        for sub in ("home", "tmp"):
-            os.makedirs(os.path.join(workdir, sub), exist_ok=True)
-        _seed_matplotlib_cache(os.path.join(workdir, "home", ".config", "matplotlib"))
+        disk_mb = limits.pop("disk_mb", None)
+        if disk_mb is None:
+            disk_mb = DEFAULT_DISK_MB
+        places = limits.pop("private_places", None)
+        root = tempfile.mkdtemp(prefix="kernel-", dir=base_dir or sandbox_parent())
+        os.chmod(root, 0o711 if uid is not None else 0o700)
+        fs = os.path.join(root, "fs")
+        os.mkdir(fs, 0o711)
+        mounted = None
         if uid is not None:
-            _chown_tree(workdir, uid, gid)
+            size = f"size={int(disk_mb)}m,nr_inodes={INODES_PER_MB * int(disk_mb)}," if disk_mb else ""
+            mounted = fs if _mount_tmpfs(fs, size + "mode=0711,uid=0,gid=0") else None
+        workdir = os.path.join(fs, "work")
+        owner = (uid, gid) if uid is not None else None
+        try:
+            cls._populate(fs, submission_dir, owner)
+        except BaseException:  # nothing half-made left behind: no mount, no folder, no lock
+            if mounted:
+                _unmount(mounted)
+            remove_tree(root)
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+        if uid is not None:
             limits.setdefault("expose", python_runtime_paths())
-        box = cls(workdir=workdir, uid=uid, gid=gid, exclusive_uid=exclusive, **limits)
+            if places is None:
+                places = world_writable_places()
+        # no tmpfs (root without CAP_SYS_ADMIN: a default Docker container) means no mount
+        # namespace for the launcher either: the places stay shared, and what the kernel's uid
+        # left in them is swept when the sandbox closes (see close())
+        box = cls(workdir=workdir, uid=uid, gid=gid, exclusive_uid=exclusive, root=root,
+                  disk_mb=int(disk_mb) if mounted else 0,
+                  private_places=list(places or []) if mounted else [], **limits)
         box._lock_fd = lock_fd
+        box._budget_mount = mounted
+        box._sweep = list(world_writable_places()) if uid is not None and exclusive and not mounted else []
         return box
+
+    @staticmethod
+    def _populate(fs: str, submission_dir: str, owner: tuple[int, int] | None) -> None:
+        """``fs/work`` (the kernel's folder, with the submission's files, HOME and TMPDIR) and,
+        for a kernel of its own uid, ``fs/tmp``; all through descriptors, all handed to ``owner``."""
+        root_fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            work_fd = _mkdir_at(root_fd, "work", 0o700, owner)
+            try:
+                copy_submission_files(submission_dir, work_fd, owner=owner)
+                home_fd = _mkdir_at(work_fd, "home", 0o700, owner)
+                os.close(_mkdir_at(work_fd, "tmp", 0o700, owner))
+                try:
+                    _seed_matplotlib_cache(home_fd, owner)
+                finally:
+                    os.close(home_fd)
+            finally:
+                os.close(work_fd)
+            if owner is not None:
+                # the kernel's /tmp, /var/tmp, /dev/shm...: root's folder, sticky, on the budget
+                os.close(_mkdir_at(root_fd, "tmp", 0o1777, None))
+        finally:
+            os.close(root_fd)
 
     def kernel_env(self) -> dict[str, str]:
         """The whole environment of the kernel: nothing of the grader's but a few locale names."""
@@ -175,6 +255,12 @@ class Sandbox:
         argv = [sys.executable, "-m", "cnnlib.grading.autograde.sandbox", "--workdir", self.workdir]
         if self.uid is not None:
             argv += ["--uid", str(self.uid), "--gid", str(self.gid)]
+        if self.root:
+            argv += ["--log", os.path.join(self.root, KERNEL_LOG)]
+        if self.root and self.uid is not None and self.private_places:
+            argv += ["--private-tmp", os.path.join(self.root, "fs", "tmp"), "--keep", self.root]
+            for path in self.private_places:
+                argv += ["--private", path]
         for path in self.hide:
             argv += ["--hide", path]
         for path in self.expose:
@@ -191,30 +277,66 @@ class Sandbox:
             argv += ["--env", f"{key}={value}"]
         return argv + ["--"] + list(kernel_argv)
 
-    def place_connection_file(self, path: str) -> str:
-        """Copy the kernel's connection file into the sandbox, readable by the kernel only.
+    def _own_root(self) -> str:
+        """The sandbox's grader-owned folder (made on demand for a Sandbox built by hand)."""
+        if not self.root:
+            self.root = tempfile.mkdtemp(prefix="kernel-", dir=sandbox_parent())
+            os.chmod(self.root, 0o711 if self.uid is not None else 0o700)
+        return self.root
 
-        The grader's runtime folder (under its home) is out of the kernel's reach on purpose.
+    def place_connection_file(self, path: str) -> str:
+        """Copy the kernel's connection file to where the kernel can read it and nothing else.
+
+        The grader's runtime folder (under its home) is out of the kernel's reach on purpose. The
+        copy goes into the sandbox's own folder, which the kernel cannot write: a fresh name on
+        every (re)start, created with O_EXCL|O_NOFOLLOW relative to that folder's descriptor and
+        handed to the kernel's uid with ``fchown`` on the open file, read-only. Nothing here
+        touches a path the learner's code could have planted (issue 10, section 1).
         """
-        dest = os.path.join(self.workdir, "home", ".kernel-connection.json")
         with open(path, "rb") as src:
             data = src.read()
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        if self.uid is not None:
-            os.chown(dest, self.uid, self.gid)
-        return dest
+        dfd = os.open(self._own_root(), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _check_ours(dfd, self.root)
+            if self._connection_name:
+                try:
+                    os.unlink(self._connection_name, dir_fd=dfd)
+                except FileNotFoundError:
+                    pass
+            self._connections += 1
+            name = f"connection-{self._connections}.json"
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=dfd)
+            try:
+                os.write(fd, data)
+                if self.uid is not None:
+                    os.fchown(fd, self.uid, self.gid)
+                os.fchmod(fd, 0o400)
+            finally:
+                os.close(fd)
+            self._connection_name = name
+        finally:
+            os.close(dfd)
+        return os.path.join(self.root, name)
 
     def kernel_log_tail(self, lines: int = 5) -> str:
-        """The last lines the kernel process wrote to its own stdout/stderr (not to the notebook)."""
+        """The last lines the kernel process wrote to its own stdout/stderr (not to the notebook).
+
+        The log is in the sandbox's own folder, opened by the launcher before it drops
+        privileges and handed to the kernel as its stdout/stderr: the kernel cannot replace it.
+        """
+        if not self.root:
+            return ""
         try:
-            with open(os.path.join(self.workdir, "home", KERNEL_LOG), "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - 4096))
-                text = fh.read().decode("utf-8", "replace")
+            fd = os.open(os.path.join(self.root, KERNEL_LOG), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return ""
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return ""
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            text = fh.read().decode("utf-8", "replace")
         keep = [ln for ln in text.splitlines() if ln.strip()][-lines:]
         return "\n".join(keep)
 
@@ -227,7 +349,15 @@ class Sandbox:
     def close(self) -> None:
         """Kill what is left, delete the folder and release the uid."""
         self.kill_leftovers()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._sweep and self.uid is not None:
+            sweep_leftovers(self.uid, self._sweep)
+        if self._budget_mount:
+            # the learner's files vanish with their tmpfs: nothing to walk, nothing to follow
+            _unmount(self._budget_mount)
+            self._budget_mount = None
+        remove_tree(self.root or self.workdir)
+        if self.root and not self.workdir.startswith(self.root.rstrip(os.sep) + os.sep):
+            remove_tree(self.workdir)  # a Sandbox built by hand around a folder of its own
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -238,12 +368,24 @@ def sandbox_parent() -> str:
     owned by its uid). The parent is 0711: a kernel can enter its own folder but cannot list
     the others, nor anything else in /tmp through ``..``."""
     parent = os.path.join(tempfile.gettempdir(), f"cnn-grade-sandboxes-{os.geteuid()}")
-    os.makedirs(parent, mode=0o711, exist_ok=True)
-    st = os.lstat(parent)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise RuntimeError(f"{parent} is not a folder of ours; refusing to put sandboxes there")
-    os.chmod(parent, 0o711)
+    _private_dir(parent, 0o711, "put sandboxes there")
     return parent
+
+
+def _private_dir(path: str, mode: int, purpose: str) -> None:
+    """Make ``path`` (in a shared folder such as /tmp) or take it if it is our own folder, and
+    set its mode on the opened folder: someone else's folder or a symlink is refused."""
+    os.makedirs(path, mode=mode, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RuntimeError(f"{path} is not a folder of ours ({exc}); refusing to {purpose}") from exc
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            raise RuntimeError(f"{path} is not a folder of ours; refusing to {purpose}")
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _lookup_user(user: str) -> tuple[int, int]:
@@ -296,6 +438,9 @@ def _pids_of(uid: int) -> list[int]:
     return pids
 
 
+_LAST_UID: int | None = None
+
+
 def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int]:
     """Reserve an unused uid for one kernel; returns (uid, fd of the lock that holds it).
 
@@ -309,12 +454,14 @@ def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int
             "(set SandboxedExecute.sandbox_user to 'nobody' or to a mapped range)"
         )
     lock_dir = os.path.join(tempfile.gettempdir(), "cnn-grade-uids")
-    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
-    st = os.lstat(lock_dir)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise RuntimeError(f"{lock_dir} is not a folder of ours; refusing to use it")
-    os.chmod(lock_dir, 0o700)
-    start = lo + (os.getpid() * 7919) % (hi - lo + 1)  # spread parallel graders apart
+    _private_dir(lock_dir, 0o700, "use it")
+    global _LAST_UID
+    # spread parallel graders apart, and never hand the next learner of this grader the uid the
+    # last one had (a file it left anywhere would still be its own)
+    if _LAST_UID is not None and lo <= _LAST_UID < hi:
+        start = _LAST_UID + 1
+    else:
+        start = lo + (os.getpid() * 7919) % (hi - lo + 1)
     for i in range(hi - lo + 1):
         uid = lo + (start - lo + i) % (hi - lo + 1)
         fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -328,9 +475,11 @@ def allocate_uid(uid_range: Sequence[int] = DEFAULT_UID_RANGE) -> tuple[int, int
                 # left behind by a grader that died: ours to clean up
                 kill_all_processes_of(uid, NOGROUP)
                 if not _pids_of(uid):
+                    _LAST_UID = uid
                     return uid, fd
             os.close(fd)
             continue
+        _LAST_UID = uid
         return uid, fd
     raise RuntimeError(f"no free sandbox uid in {lo}-{hi}")
 
@@ -375,49 +524,272 @@ def kill_all_processes_of(uid: int, gid: int) -> None:
 SANDBOX_OWN_DIRS = frozenset({"home", "tmp"})
 
 
-def copy_submission_files(src: str, dest: str) -> None:
+def copy_submission_files(src: str, dest, owner: tuple[int, int] | None = None) -> None:
     """Copy the submission's data files (not notebooks, not symlinks, not its top-level ``home/``
-    or ``tmp/``: see ``SANDBOX_OWN_DIRS``) from ``src`` into ``dest``.
+    or ``tmp/``: see ``SANDBOX_OWN_DIRS``) from ``src`` into ``dest`` (a path or a folder's fd).
 
     The notebooks stay behind: the one being graded has had its hidden tests restored, and the
     kernel receives its cells over the wire anyway. Symlinks are skipped: a learner could point
-    one at the gradebook.
+    one at the gradebook. See :func:`copy_tree_nofollow`.
+    """
+    def skip(rel: str, name: str, is_dir: bool) -> bool:
+        if is_dir:
+            return name.startswith(".ipynb_checkpoints") or (rel == "." and name in SANDBOX_OWN_DIRS)
+        return name.endswith(".ipynb")
+
+    copy_tree_nofollow(src, dest, owner=owner, skip=skip)
+
+
+def copy_tree_nofollow(src: str, dest, owner: tuple[int, int] | None = None, skip=None, mode: int = 0o600) -> int:
+    """Copy the regular files and folders of ``src`` into ``dest`` (a path, made if needed, or
+    a folder's fd) without ever following a symlink; return how many files were copied.
+
+    Every step works on descriptors (``os.fwalk`` without following links, ``O_NOFOLLOW`` opens
+    relative to the folder's descriptor, each file checked to be a regular file with a single
+    link, created ``O_EXCL``, ``fchown`` on the open file): a folder swapped for a symlink
+    halfway through is never followed, on either side. ``skip(rel, name, is_dir)`` leaves out
+    entries; ``owner`` (uid, gid) receives everything created.
     """
     if not src or not os.path.isdir(src):
-        return
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
-        rel = os.path.relpath(dirpath, src)
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))
-                       and not d.startswith(".ipynb_checkpoints")
-                       and not (rel == "." and d in SANDBOX_OWN_DIRS)]
-        target_dir = os.path.normpath(os.path.join(dest, rel))
-        os.makedirs(target_dir, exist_ok=True)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if name.endswith(".ipynb") or not stat.S_ISREG(os.lstat(path).st_mode):
-                continue
-            shutil.copyfile(path, os.path.join(target_dir, name), follow_symlinks=False)
-
-
-def _chown_tree(root: str, uid: int, gid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        os.chown(dirpath, uid, gid)
-        for name in filenames:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
-
-
-def _seed_matplotlib_cache(dest: str) -> None:
-    """Copy the grader's matplotlib font list so each kernel does not rebuild it (seconds)."""
-    os.makedirs(dest, exist_ok=True)
+        return 0
+    copied = 0
+    if isinstance(dest, int):
+        dest_fd = dest
+    else:
+        os.makedirs(dest, mode=0o700, exist_ok=True)
+        dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        import matplotlib
+        for dirpath, dirnames, filenames, src_fd in os.fwalk(src, follow_symlinks=False):
+            rel = os.path.relpath(dirpath, src)
+            if skip is not None:
+                dirnames[:] = [d for d in dirnames if not skip(rel, d, True)]
+            target_fd = _open_dirs_at(dest_fd, rel, owner)
+            try:
+                for name in filenames:
+                    if skip is not None and skip(rel, name, False):
+                        continue
+                    try:
+                        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                                     dir_fd=src_fd)
+                    except OSError:  # a symlink (ELOOP), gone, unreadable
+                        continue
+                    try:
+                        st = os.fstat(fd)
+                        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:  # no FIFO, device, hard link
+                            _copy_fd_to(fd, target_fd, name, mode, owner)
+                            copied += 1
+                    finally:
+                        os.close(fd)
+            finally:
+                if target_fd != dest_fd:
+                    os.close(target_fd)
+    finally:
+        if not isinstance(dest, int):
+            os.close(dest_fd)
+    return copied
 
-        cache = matplotlib.get_cachedir()
-    except Exception:  # matplotlib missing or unusable: the kernel builds its own cache
+
+def _mkdir_at(dir_fd: int, name: str, mode: int, owner: tuple[int, int] | None) -> int:
+    """mkdir ``name`` in the folder ``dir_fd`` (or take the existing one) and return its fd;
+    a symlink or a file of that name is refused, never followed."""
+    try:
+        os.mkdir(name, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        pass
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_dirs_at(dir_fd: int, rel: str, owner: tuple[int, int] | None) -> int:
+    """The fd of ``rel`` under ``dir_fd``, made as needed, one component at a time."""
+    if rel in ("", "."):
+        return dir_fd
+    fd = dir_fd
+    for part in rel.split(os.sep):
+        nxt = _mkdir_at(fd, part, 0o700, owner)
+        if fd != dir_fd:
+            os.close(fd)
+        fd = nxt
+    return fd
+
+
+def _copy_fd_to(src_fd: int, dir_fd: int, name: str, mode: int, owner: tuple[int, int] | None) -> None:
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                  dir_fd=dir_fd)
+    try:
+        while True:
+            chunk = os.read(src_fd, 1 << 20)
+            if not chunk:
+                break
+            os.write(out, chunk)
+        if owner is not None:
+            os.fchown(out, *owner)
+    finally:
+        os.close(out)
+
+
+def _seed_matplotlib_cache(home_fd: int, owner: tuple[int, int] | None = None) -> None:
+    """Copy the grader's matplotlib font list so each kernel does not rebuild it (seconds)."""
+    fd = _open_dirs_at(home_fd, os.path.join(".config", "matplotlib"), owner)
+    try:
+        try:
+            import matplotlib
+
+            cache = matplotlib.get_cachedir()
+        except Exception:  # matplotlib missing or unusable: the kernel builds its own cache
+            return
+        for name in os.listdir(cache) if os.path.isdir(cache) else ():
+            if name.startswith("fontlist") and name.endswith(".json"):
+                src = os.open(os.path.join(cache, name), os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    _copy_fd_to(src, fd, name, 0o600, owner)
+                finally:
+                    os.close(src)
+    finally:
+        os.close(fd)
+
+
+def _check_ours(fd: int, path: str) -> None:
+    """Refuse a folder that is not the grader's own, or that anyone else may write."""
+    st = os.fstat(fd)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise RuntimeError(f"{path} is not a private folder of the grader's; refusing to use it")
+
+
+def remove_tree(path: str) -> None:
+    """Delete a sandbox's folder, learner-owned files and all, without following any symlink.
+
+    ``shutil.rmtree`` walks with descriptors (``openat``/``unlinkat`` with ``O_NOFOLLOW`` and a
+    same-inode check) where the platform allows it; a grader running as root refuses to use the
+    path-based fallback, which a symlink swapped in between check and use could redirect.
+    """
+    if not path or not os.path.lexists(path):
         return
-    for name in os.listdir(cache) if os.path.isdir(cache) else ():
-        if name.startswith("fontlist") and name.endswith(".json"):
-            shutil.copyfile(os.path.join(cache, name), os.path.join(dest, name))
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - not on Linux
+        raise RuntimeError("this platform's shutil.rmtree can be fooled by symlinks; refusing to "
+                           f"delete {path} as root")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_leftovers(uid: int, places: Iterable[str]) -> list[str]:
+    """Delete what ``uid`` left in the shared writable places and its System V IPC objects;
+    return the paths removed. The fallback when the kernel had no private /tmp & co.
+
+    Runs after every process of ``uid`` is dead (nothing can swap a name any more), and still
+    works on descriptors only: ``os.fwalk`` without following links, ``unlink``/``rmtree``
+    relative to the folder's fd; folders of other owners are entered, never removed.
+    """
+    removed = []
+    for place in places:
+        try:
+            walker = os.fwalk(place, follow_symlinks=False)
+            for dirpath, dirnames, filenames, dir_fd in walker:
+                for name in list(dirnames) + filenames:
+                    try:
+                        st = os.lstat(name, dir_fd=dir_fd)
+                    except OSError:
+                        continue
+                    if st.st_uid != uid:
+                        continue
+                    try:
+                        if stat.S_ISDIR(st.st_mode):
+                            dirnames.remove(name)
+                            shutil.rmtree(name, dir_fd=dir_fd, ignore_errors=True)
+                        else:
+                            os.unlink(name, dir_fd=dir_fd)
+                        removed.append(os.path.join(dirpath, name))
+                    except OSError:
+                        pass
+        except OSError:
+            continue
+    libc = _libc()
+    for kind, remove in (("shm", lambda i: libc.shmctl(i, 0, None)), ("sem", lambda i: libc.semctl(i, 0, 0)),
+                         ("msg", lambda i: libc.msgctl(i, 0, None))):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                lines = fh.readlines()
+        except OSError:
+            continue
+        header = lines[0].split() if lines else []
+        if "uid" not in header:
+            continue
+        for line in lines[1:]:
+            cols = line.split()
+            if int(cols[header.index("uid")]) == uid:
+                remove(int(cols[1]))  # IPC_RMID on the id
+                removed.append(f"{kind} {cols[1]}")
+    return removed
+
+
+def _mount_tmpfs(target: str, options: str) -> bool:
+    """Mount a fresh tmpfs at ``target`` (the grader's own new folder); False if not allowed."""
+    libc = _libc()
+    flags = MS_NOSUID | MS_NODEV
+    return libc.mount(b"tmpfs", os.fsencode(target), b"tmpfs", ctypes.c_ulong(flags),
+                      options.encode()) == 0
+
+
+def _unmount(target: str) -> None:
+    _libc().umount2(os.fsencode(target), MNT_DETACH | UMOUNT_NOFOLLOW)
+
+
+#: Places every user may write on a usual Linux system, beyond what the scan finds.
+KNOWN_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue",
+                  "/var/crash", "/var/metrics", "/run/shm")
+_PLACES: list[str] | None = None
+
+
+def world_writable_places(depth: int = 3) -> list[str]:
+    """Folders anyone may write (o+w) down to ``depth`` levels under /, plus the usual ones.
+
+    These are where one learner's kernel could leave files for the next: the launcher covers
+    each with the sandbox's own ``tmp`` in the kernel's mount namespace. Computed once.
+    """
+    global _PLACES
+    if _PLACES is not None:
+        return list(_PLACES)
+    found: set[str] = set()
+
+    def consider(path: str) -> None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002:
+            found.add(os.path.realpath(path))
+
+    for path in KNOWN_WRITABLE:
+        consider(path)
+    level = ["/"]
+    for _ in range(depth):
+        nxt = []
+        for folder in level:
+            try:
+                with os.scandir(folder) as it:
+                    entries = [e for e in it if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.path in ("/proc", "/sys"):
+                    continue
+                consider(entry.path)
+                if entry.path not in found:
+                    nxt.append(entry.path)
+        level = nxt
+    # the outermost only: a place inside another is covered with it
+    kept: list[str] = []
+    for path in sorted(found):
+        if not any(path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(path)
+    _PLACES = kept
+    return list(kept)
 
 
 def python_runtime_paths() -> list[str]:
@@ -443,20 +815,27 @@ def ensure_private(paths: Iterable[str], log=None) -> list[str]:
     """Remove the "other" permission bits from ``paths`` that have them; return what changed.
 
     The sandboxed kernel runs as an unrelated uid, so "other" is what decides whether it can
-    read a file. Only the paths themselves change (a folder without o+x hides its contents).
+    read a file. Only the paths themselves change (a folder without o+x hides its contents). A
+    symlink is left alone (never followed), and the mode is changed on the opened inode
+    (``fchmod``), not by name. Never pass the nbgrader exchange: learners' own accounts need its
+    "other" bits (the sandbox hides it from the kernel in its mount namespace instead).
     """
     changed = []
     for path in paths:
         try:
-            st = os.stat(path)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
-            continue
-        if st.st_mode & 0o007:
-            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o007)
-            changed.append(path)
-            if log is not None:
-                log.warning("Made %s private (removed permissions for others) so that "
-                            "learners' code cannot read it while it is graded", path)
+            continue  # missing, or a symlink (ELOOP)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o007:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o007)
+                changed.append(path)
+                if log is not None:
+                    log.warning("Made %s private (removed permissions for others) so that "
+                                "learners' code cannot read it while it is graded", path)
+        finally:
+            os.close(fd)
     return changed
 
 
@@ -495,7 +874,9 @@ def _hide_paths(paths: Sequence[str]) -> str | None:
     uid, gid = os.getuid(), os.getgid()
     if os.geteuid() != 0:
         flags |= CLONE_NEWUSER
-    if libc.unshare(flags) != 0:
+    # a private System V IPC namespace too (shared memory segments, semaphores, message queues
+    # outlive their process: the next learner's kernel would find them); gone with the kernel
+    if libc.unshare(flags | CLONE_NEWIPC) != 0 and libc.unshare(flags) != 0:
         return f"unshare: {os.strerror(ctypes.get_errno())}"
     if flags & CLONE_NEWUSER:
         try:
@@ -586,6 +967,82 @@ def _expose_paths(paths: Sequence[str]) -> str | None:
     return None
 
 
+def _mkdirs_nofollow(base_fd: int, rel: str) -> int:
+    """Make the folders of ``rel`` under ``base_fd`` as root, one component at a time, refusing
+    anything not root's own (a learner's file or symlink of that name); return the last fd."""
+    fd = os.dup(base_fd)
+    for part in [p for p in rel.split(os.sep) if p]:
+        try:
+            os.mkdir(part, 0o755, dir_fd=fd)
+        except FileExistsError:
+            pass
+        nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+        st = os.fstat(fd)
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            os.close(fd)
+            raise OSError(errno.EPERM, "not root's own folder", part)
+    return fd
+
+
+def _privatize_places(places: Sequence[str], source: str, keep: Sequence[str]) -> str | None:
+    """Cover each world-writable place with the sandbox's own ``tmp`` (root only, in our mount
+    namespace); return why not, or None when done.
+
+    ``source`` is a folder of the grader's (root-owned, sticky, on the learner's disk budget), so
+    the kernel's /tmp, /var/tmp, /dev/shm... are one private folder that persists across kernel
+    restarts and disappears with the sandbox. Paths of ``keep`` below a place (the sandbox
+    itself, the Python runtime) are bound back at the same place, through descriptors opened
+    before the cover: no path the learner could have planted in ``source`` is followed.
+    """
+    libc = _libc()
+
+    def mount(src, target, fstype, mflags, data):
+        if libc.mount(src, target, fstype, ctypes.c_ulong(mflags), data) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), target)
+
+    try:
+        src_fd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"private tmp {exc}"
+    st = os.fstat(src_fd)
+    if st.st_uid != 0 or stat.S_IMODE(st.st_mode) != 0o1777:
+        return f"private tmp {source} is not root's sticky folder"
+    done: list[str] = []
+    try:
+        for place in sorted(dict.fromkeys(os.path.abspath(p) for p in places)):
+            if any(place == d or place.startswith(d + os.sep) for d in done):
+                continue
+            if any(k == place for k in keep) or not os.path.isdir(place) or os.path.islink(place):
+                continue
+            inner = [k for k in keep if k.startswith(place + os.sep) and os.path.isdir(k)]
+            held = [(k, os.open(k, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)) for k in inner]
+            try:
+                mount(f"/proc/self/fd/{src_fd}".encode(), os.fsencode(place), None, MS_BIND, None)
+                mount(None, os.fsencode(place), None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, None)
+                place_fd = os.open(place, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    for k, fd in held:
+                        spot = _mkdirs_nofollow(place_fd, os.path.relpath(k, place))
+                        try:
+                            mount(f"/proc/self/fd/{fd}".encode(), f"/proc/self/fd/{spot}".encode(), None,
+                                  MS_BIND | MS_REC, None)
+                        finally:
+                            os.close(spot)
+                finally:
+                    os.close(place_fd)
+            finally:
+                for _, fd in held:
+                    os.close(fd)
+            done.append(place)
+    except OSError as exc:
+        return f"private tmp {exc}"
+    finally:
+        os.close(src_fd)
+    return None
+
+
 def _set_limits(args) -> None:
     import resource
 
@@ -637,6 +1094,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--file-size-mb", type=int, default=0)
     parser.add_argument("--max-processes", type=int, default=0)
     parser.add_argument("--env", action="append", default=[])
+    parser.add_argument("--log", help="the kernel's stdout/stderr: opened before dropping privileges")
+    parser.add_argument("--private-tmp", help="root's sticky folder to show at every --private place")
+    parser.add_argument("--private", action="append", default=[], help="a world-writable place to cover")
+    parser.add_argument("--keep", action="append", default=[], help="a path to keep visible under a place")
     parser.add_argument("kernel", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     kernel = args.kernel[1:] if args.kernel[:1] == ["--"] else args.kernel
@@ -651,15 +1112,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = env.get("HOME", args.workdir)
     parent = os.getppid()
 
-    if args.hide or (args.expose and args.uid is not None):
+    private_tmp = args.private_tmp and args.private and args.uid is not None and os.geteuid() == 0
+    if args.hide or (args.expose and args.uid is not None) or private_tmp:
         why = _hide_paths([os.path.abspath(p) for p in args.hide])
         if why:
+            if private_tmp:  # /tmp & co. would be shared with every other learner
+                return fail(f"cannot give the kernel private temporary folders: {why}")
             print(f"cnnlib.grading.autograde.sandbox: private paths not hidden ({why}); "
                   "relying on file permissions", file=sys.stderr, flush=True)
         elif args.uid is not None and os.geteuid() == 0:
             why = _expose_paths(args.expose)
             if why:
                 return fail(f"cannot make Python reachable for uid {args.uid}: {why}")
+            if private_tmp:
+                keep = [os.path.abspath(p) for p in args.keep + args.expose]
+                why = _privatize_places(args.private, args.private_tmp, keep)
+                if why:
+                    return fail(f"cannot give the kernel private temporary folders: {why}")
+    log_fd = None
+    if args.log:  # in the grader's folder, which the kernel cannot write: opened now, handed over
+        try:
+            log_fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o600)
+        except OSError as exc:
+            return fail(f"cannot open the kernel's log {args.log}: {exc}")
     try:
         _set_limits(args)
     except (OSError, ValueError) as exc:
@@ -679,7 +1155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"cannot enter {args.workdir}: {exc}")
     # the kernel's own stdout/stderr (crash reports, not cell output) go to a file in its folder
     try:
-        fd = os.open(os.path.join(home, KERNEL_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = log_fd if log_fd is not None else os.open(
+            os.path.join(home, KERNEL_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
