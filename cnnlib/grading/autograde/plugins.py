@@ -868,6 +868,12 @@ def harden(c) -> None:
     run = list(auto.autograde_preprocessors) if "autograde_preprocessors" in auto else \
         list(Autograde.class_traits()["autograde_preprocessors"].default())
     run = _replace(run, Execute, SandboxedExecute)
+    # issue 10: the kernel runs the notebook as handed out; the judge decides the test cells
+    from cnnlib.grading.autograde.judge import HideHiddenTestsFromKernel, JudgeTests
+
+    if SandboxedExecute in run and JudgeTests not in run:
+        at = run.index(SandboxedExecute)
+        run[at:at + 1] = [HideHiddenTestsFromKernel, SandboxedExecute, JudgeTests]
     if RecordGradingNotes not in run:
         # after the scores are saved, before the final metadata check
         at = max((i for i, p in enumerate(run) if p is SaveAutoGrades), default=len(run) - 1) + 1
