@@ -101,9 +101,17 @@ def substitute(namespace: MutableMapping[str, Any] | Callable, /, **stand_ins: A
         f._armed += 1
     ns.update(stand_ins)
     _substituted.extend(stand_ins)
+    # at autograde time the learner's functions live in another process (autograde/judge.py):
+    # the judge's hook installs the stand-ins there too, until the block ends
+    undo = None
     try:
+        remote = ns.get("__cnnlib_substitute_remote__")
+        if callable(remote):
+            undo = remote(stand_ins)
         yield
     finally:
+        if undo is not None:
+            undo()
         del _substituted[len(_substituted) - len(stand_ins):]
         for f in armed:
             f._armed -= 1
