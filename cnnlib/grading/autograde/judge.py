@@ -490,7 +490,7 @@ class Judge:
             if info["cell_type"] == "code" and info["locked"] and not info["grade"]:
                 with _quiet():
                     try:
-                        exec(compile(info["source"], f"<{info['name']}>", "exec"), ns)  # noqa: S102
+                        exec(W.compile_cell(info["source"], f"<{info['name']}>", ns), ns)  # noqa: S102
                     except Exception:  # noqa: BLE001 - a data cell that needs the learner's code
                         self.log.warning("Setup cell %s failed in the judge:\n%s", info["name"],
                                          traceback.format_exc(limit=3))
@@ -604,7 +604,7 @@ class Judge:
             with _quiet(out):
                 ns = self._namespace()
                 self.link.deadline = time.monotonic() + self.timeout
-                exec(compile(source, f"<{gid}>", "exec"), ns)  # noqa: S102 - the gradebook's test cell
+                exec(W.compile_cell(source, f"<{gid}>", ns), ns)  # noqa: S102 - the gradebook's test cell
         except WorkerLost as lost:
             self.started = False
             self._count_restart()

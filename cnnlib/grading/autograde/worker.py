@@ -320,6 +320,35 @@ def exception_info(exc: BaseException, skip: Callable[[str], bool] | None = None
 
 
 # --------------------------------------------------------------------------------------------
+# cells with IPython syntax
+
+
+class _NoShell:
+    """``get_ipython()`` outside IPython: magics (``%matplotlib inline``) and shell escapes do
+    nothing."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None
+
+
+def compile_cell(code: str, filename: str, ns: dict):
+    """Compile a notebook cell; one with IPython syntax (magics, ``!cmd``) goes through IPython's
+    own transformer first, and its magics become no-ops."""
+    try:
+        return compile(code, filename, "exec")
+    except SyntaxError:
+        try:
+            from IPython.core.inputtransformer2 import TransformerManager
+        except ImportError:
+            raise
+        transformed = TransformerManager().transform_cell(code)
+        ns.setdefault("get_ipython", _NoShell)
+        return compile(transformed, filename, "exec")
+
+
+# --------------------------------------------------------------------------------------------
 # the worker process
 
 
@@ -443,7 +472,7 @@ class Worker:
         filename = f"<{label}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         try:
-            compiled = compile(code, filename, "exec")
+            compiled = compile_cell(code, filename, self.ns)
             exec(compiled, self.ns)  # noqa: S102 - the learner's solution cell, in the sandbox
         except BaseException as exc:  # noqa: BLE001 - SystemExit (exit()) included
             return {"error": exception_info(exc)}, []
