@@ -471,7 +471,7 @@ class Judge:
     """Decides the test cells of one submitted notebook."""
 
     def __init__(self, nb, sources: dict[str, dict], link: WorkerLink, timeout: int, log,
-                 max_restarts: int = 5, skip: dict[int, str] | None = None):
+                 max_restarts: int = 5, skip: dict[int, str] | None = None, folder: str | None = None):
         self.nb, self.sources, self.link, self.timeout, self.log = nb, sources, link, timeout, log
         self.max_restarts = max_restarts
         self.restarts = 0
@@ -480,6 +480,7 @@ class Judge:
         self.next_cell = 0
         self.started = False
         self.given_up: str | None = None
+        self.folder = folder  # the source notebook's folder: where its setup cells read files
         self.setup_ns = self._trusted_namespace()
 
     # ---- the trusted namespace --------------------------------------------------------------
@@ -488,12 +489,13 @@ class Judge:
         ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         for info in self.sources.values():
             if info["cell_type"] == "code" and info["locked"] and not info["grade"]:
-                with _quiet():
+                with _quiet(), _in_folder(self.folder):
                     try:
                         exec(W.compile_cell(info["source"], f"<{info['name']}>", ns), ns)  # noqa: S102
                     except Exception:  # noqa: BLE001 - a data cell that needs the learner's code
                         self.log.warning("Setup cell %s failed in the judge:\n%s", info["name"],
                                          traceback.format_exc(limit=3))
+        _close_figures()
         return ns
 
     # ---- the worker's cells -------------------------------------------------------------------
@@ -558,14 +560,20 @@ class Judge:
                              f"than {self.max_restarts} times")
             add_note(self.nb, "judge", self.given_up, self.log)
 
-    def _namespace(self) -> dict:
+    def _namespace(self, code) -> dict:
+        """The test cell's namespace: the setup's, and a proxy (or the value) for each name of the
+        learner's that the test cell's code mentions."""
         ns = dict(self.setup_ns)
         self.link.deadline = time.monotonic() + self.timeout
         names = self.link.op({"op": "names"})
+        wanted = _names_in(code)
         for name in names if isinstance(names, list) else []:
-            if not isinstance(name, str) or not name.isidentifier() or name in ns or hasattr(builtins, name):
+            if not isinstance(name, str) or name not in wanted or name in ns or hasattr(builtins, name):
                 continue  # the setup's names and the builtins are the judge's own
-            ns[name] = self.link.op({"op": "get", "name": name})
+            try:
+                ns[name] = self.link.op({"op": "get", "name": name})
+            except Exception:  # noqa: BLE001 - not readable: the test cell will say it is missing
+                self.log.warning("Could not read the learner's %r from the worker", name)
         ns[SUBSTITUTE_HOOK] = self._substitute
         return ns
 
@@ -602,9 +610,12 @@ class Judge:
         out, err = io.StringIO(), None
         try:
             with _quiet(out):
-                ns = self._namespace()
+                scratch: dict = {}
+                code = W.compile_cell(source, f"<{gid}>", scratch)
+                ns = self._namespace(code)
+                ns.update(scratch)
                 self.link.deadline = time.monotonic() + self.timeout
-                exec(W.compile_cell(source, f"<{gid}>", ns), ns)  # noqa: S102 - the gradebook's test cell
+                exec(code, ns)  # noqa: S102 - the gradebook's test cell
         except WorkerLost as lost:
             self.started = False
             self._count_restart()
@@ -618,6 +629,7 @@ class Judge:
             add_note(self.nb, "judge", f"{gid}: {message}", self.log, gid)
         except Exception as exc:  # noqa: BLE001 - the verdict: this test cell fails
             err = _failure_output(exc)
+        _close_figures()
         outputs = []
         text = out.getvalue()
         if text:
@@ -625,6 +637,41 @@ class Judge:
         if err is not None:
             outputs.append(err)
         return outputs
+
+
+def _close_figures() -> None:
+    """Figures made by setup or test cells in the judge (the grader's process) are not kept."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        try:
+            pyplot.close("all")
+        except Exception:  # noqa: BLE001
+            pass
+
+
+@contextlib.contextmanager
+def _in_folder(folder: str | None):
+    if not folder or not os.path.isdir(folder):
+        yield
+        return
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _names_in(code: types.CodeType) -> set[str]:
+    """Every name the code (and the functions and classes it defines) may look up."""
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        names.update(c.co_freevars)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return names
 
 
 @contextlib.contextmanager
@@ -737,7 +784,8 @@ class JudgeTests(NbGraderPreprocessor):
         t0 = time.monotonic()
         try:
             judge = Judge(nb, sources, link, self._cell_timeout(), self.log,
-                          max_restarts=self.max_worker_restarts, skip=skip)
+                          max_restarts=self.max_worker_restarts, skip=skip,
+                          folder=_source_folder(self, info["assignment"]))
             for i, gid in tests:
                 nb.cells[i].outputs = judge.judge_cell(i, gid)
         finally:
@@ -757,6 +805,18 @@ def _in_source_order(sources: dict, pre, assignment: str, notebook: str) -> dict
     order = _canonical_order(_coursedir_of(pre), assignment, notebook)
     names = [n for n in order if n in sources] + sorted(n for n in sources if n not in order)
     return {n: sources[n] for n in names}
+
+
+def _source_folder(pre, assignment: str) -> str | None:
+    from cnnlib.grading.autograde.plugins import _coursedir_of
+
+    cd = _coursedir_of(pre)
+    if cd is None:
+        return None
+    try:
+        return os.path.abspath(cd.format_path(cd.source_directory, ".", assignment))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _sandbox_settings(pre):

@@ -39,6 +39,7 @@ import numpy as np
 MAX_MESSAGE_BYTES = 512 * 2**20  # a frame larger than this is a protocol error
 MAX_DEPTH = 64  # nesting of containers in one value
 MAX_ITEMS = 1_000_000  # elements of one container
+MAX_VALUE_BYTES = 64 * 2**20  # a learner's variable larger than this is used by handle
 _HEADER = struct.Struct("!QI")  # total length, header length
 
 
@@ -395,8 +396,17 @@ class Worker:
             return self.run(str(message["code"]), str(message.get("label", "cell")))
         if op == "names":
             return self.value_reply(self.learner_names())
-        if op == "get":
-            return self.value_reply(self.ns[str(message["name"])])
+        if op == "get":  # by value when small, else by handle
+            value = self.ns[str(message["name"])]
+            blobs: list = []
+            try:
+                tree = self.codec.encode(value, blobs)
+                if sum(len(b) for b in blobs) > MAX_VALUE_BYTES:
+                    raise MemoryError
+            except (MemoryError, TypeError):
+                blobs = []
+                tree = self._export(value)
+            return {"value": tree}, blobs
         if op == "bind":  # grading.substitute: a stand-in for the duration of a check
             name = str(message["name"])
             missing = name not in self.ns
