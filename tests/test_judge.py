@@ -163,3 +163,13 @@ def test_a_hanging_or_dying_worker_is_reported(link):
     run(link, "import os\ndef die(x):\n    os._exit(7)\n")
     with pytest.raises(WorkerLost, match="exit status 7"):
         get(link, "die")(1)
+
+
+def test_an_array_subclass_crosses_as_its_plain_memory(link):
+    run(link, SETUP + "class Liar(np.ndarray):\n    @property\n    def shape(self):\n        return (1, 1, 4, 4)\n"
+              "def pad2d(x, padding):\n    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))).view(Liar)\n"
+              "def wrong(x, padding):\n    return np.zeros((1, 1, 2, 2)).view(Liar)\n")
+    case = [{"x": np.ones((1, 1, 2, 2)), "padding": 1}]
+    grading.check_function(get(link, "pad2d"), F.pad2d, case, quiet=True)
+    with pytest.raises(grading.GradingFailure, match=r"shape \(1, 1, 4, 4\), got \(1, 1, 2, 2\)"):
+        grading.check_function(get(link, "wrong"), F.pad2d, case, name="pad2d")

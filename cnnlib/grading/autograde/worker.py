@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-MAX_MESSAGE_BYTES = 512 * 2**20  # a frame larger than this is a protocol error
+MAX_MESSAGE_BYTES = 256 * 2**20  # a frame larger than this is a protocol error
 MAX_DEPTH = 64  # nesting of containers in one value
 MAX_ITEMS = 1_000_000  # elements of one container
 MAX_VALUE_BYTES = 64 * 2**20  # a learner's variable larger than this is used by handle
@@ -99,8 +99,9 @@ class Codec:
             return {"$c": [repr(value.real), repr(value.imag)]}
         if type(value) is bytes:
             return {"$b": self._blob(np.frombuffer(value, dtype=np.uint8), blobs)}
-        if type(value) is np.ndarray and _is_plain_dtype(value.dtype):
-            return {"$a": self._blob(value, blobs)}
+        if isinstance(value, np.ndarray) and _is_plain_dtype(np.ndarray.view(value, np.ndarray).dtype):
+            # a subclass crosses as the plain array over its memory (its methods may lie)
+            return {"$a": self._blob(np.ndarray.view(value, np.ndarray), blobs)}
         if isinstance(value, np.generic) and type(value).__module__ == "numpy" and _is_plain_dtype(value.dtype):
             return {"$s": self._blob(np.asarray(value), blobs)}
         if type(value) in (tuple, list):
