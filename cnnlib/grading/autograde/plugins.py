@@ -19,7 +19,11 @@ instructor next to the hidden tests and the gradebook. The course's ``nbgrader_c
 ``autograde_preprocessors``    :class:`SandboxedExecute` replaces ``Execute``: the kernel runs
                                in a sandbox (``cnnlib.grading.autograde.sandbox``), a dead or stuck kernel
                                is restarted and the notebook goes on, output is capped, the
-                               notebook has a time budget; :class:`RecordGradingNotes` writes
+                               notebook has a time budget; the judge's
+                               ``HideHiddenTestsFromKernel`` (before) and ``JudgeTests`` (after,
+                               ``cnnlib.grading.autograde.judge``) keep hidden tests out of the
+                               kernel and decide every test cell outside the learner's reach;
+                               :class:`RecordGradingNotes` writes
                                the reasons at the top of the graded notebook (and the feedback)
                                and flags suspicious submissions for review in the gradebook
 =============================  ==============================================================
@@ -850,7 +854,8 @@ def harden(c) -> None:
     """Make ``nbgrader autograde`` survive broken and hostile submissions (call from the config).
 
     Swaps nbgrader's DeduplicateIds and Execute for :class:`SanitizeSubmission` and
-    :class:`SandboxedExecute`, adds :class:`RecordGradingNotes`, the tolerant exporter and the
+    :class:`SandboxedExecute` (between the judge's ``HideHiddenTestsFromKernel`` and
+    ``JudgeTests``), adds :class:`RecordGradingNotes`, the tolerant exporter and the
     missing-notebook hook, and makes sure the feedback has no hidden tests. Settings already in
     ``c`` (timeouts, limits, other preprocessors) are kept. Idempotent.
     """
