@@ -49,11 +49,12 @@ EXPECTED = {  # learner -> (exercises lost, words of the reason)
     "copy_named": ("all", "no notebook named"),
     "other_notebook": ("all", "none of the graded cells"),
     "empty_folder": ("all", "no notebook submitted"),
-    # issue 10: attacks on the verdict and on the hidden tests
-    "patched_isclose": ("all", "values differ"),
-    "replaced_check_function": ("all", "not implemented yet"),
+    # issue 10: attacks on the verdict and on the hidden tests (the summary's reasons are the
+    # grading notes; the failed tests' messages are in the feedback)
+    "patched_isclose": ("all", ""),
+    "replaced_check_function": ("all", ""),
     "settrace_rewrites_got": ("all", "flagged for review"),
-    "leak_hidden_tests": ({1}, "not implemented yet"),
+    "leak_hidden_tests": ({1}, ""),
 }
 
 
