@@ -75,6 +75,8 @@ class HideHiddenTestsFromKernel(NbGraderPreprocessor):
     """
 
     enabled = Bool(True, help="Hide hidden tests from the kernel (JudgeTests decides them)").tag(config=True)
+    start_worker_early = Bool(True, help="Start the judge's worker (and run the leading setup "
+                              "cells in it) while the kernel runs").tag(config=True)
 
     def preprocess(self, nb, resources):
         if not self.enabled:
@@ -86,7 +88,53 @@ class HideHiddenTestsFromKernel(NbGraderPreprocessor):
                     hider._remove_hidden_test_region(cell)
                 except RuntimeError:  # unbalanced markers: JudgeTests restores the source anyway
                     cell.source = ""
+        _stop_early_workers()
+        if self.start_worker_early and not nb.metadata.get(META, {}).get("placeholder"):
+            try:
+                resources[EARLY] = _start_early(self, nb, resources)
+            except Exception:  # noqa: BLE001 - JudgeTests starts one itself
+                self.log.warning("Could not start the judge's worker early:\n%s", traceback.format_exc(limit=3))
         return nb, resources
+
+
+EARLY = "_cnnlib_judge_worker"
+_EARLY_WORKERS: list = []
+
+
+def _stop_early_workers() -> None:
+    """Stop workers started early for a notebook whose judging never came (an error between)."""
+    while _EARLY_WORKERS:
+        link, box = _EARLY_WORKERS.pop()
+        link.stop()
+        if box is not None:
+            try:
+                box.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _start_early(pre, nb, resources) -> dict:
+    info = resources["nbgrader"]
+    with Gradebook(info["db_url"]) as gb:
+        source_nb = gb.find_notebook(info["notebook"], info["assignment"])
+        graded = {c.name for c in source_nb.grade_cells}
+        locked = {c.name: c.source for c in source_nb.source_cells
+                  if c.locked and c.cell_type == "code" and c.name not in graded}
+    executor = _sandbox_settings(pre)
+    box = executor._make_sandbox(resources) if executor is not None else None
+    link = WorkerLink(box, _cell_timeout(pre), pre.log)
+    _EARLY_WORKERS.append((link, box))
+    link.spawn()
+    sent, stop = [], len(nb.cells)
+    for i, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") or meta.get("grade"):
+            stop = i
+            break
+        if cell.cell_type == "code" and meta.get("locked") and meta.get("grade_id") in locked:
+            link.send_ahead({"op": "run", "label": meta["grade_id"]}, code=locked[meta["grade_id"]])
+            sent.append(i)
+    return {"link": link, "box": box, "sent": sent, "next": stop}
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,10 +233,19 @@ class WorkerLink:
         self.classes: dict[tuple, type] = {}
         self.codec = W.Codec(self._export, self._resolve, self._proxy)
         self.deadline: float | None = None
+        self.pending = 0  # replies to requests sent ahead
         self.cell_file = f"learner-{secrets.token_hex(4)}"
 
     # ---- process ------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the worker and wait until it answers."""
+        self.spawn()
+        self.deadline = time.monotonic() + self.startup_timeout
+        self.op({"op": "names"})  # it is up
+
+    def spawn(self) -> None:
+        """Start the worker's process without waiting for it (its start-up overlaps the kernel's)."""
+        self.pending = 0
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-m", "cnnlib.grading.autograde.worker"]
         if self.sandbox is not None:
@@ -204,8 +261,22 @@ class WorkerLink:
         finally:
             theirs.close()
         self.channel = W.Channel(ours, self._serve)
-        self.deadline = time.monotonic() + self.startup_timeout
-        self.op({"op": "names"})  # it is up
+
+    def send_ahead(self, header: dict, **values) -> None:
+        """Send a request whose reply is read (and dropped) before the next operation."""
+        blobs: list = []
+        for key, value in values.items():
+            header[key] = self.codec.encode(value, blobs)
+        self.channel.send(header, blobs)
+        self.pending += 1
+
+    def _drain(self) -> None:
+        while self.pending:
+            message, blobs = self.channel.receive()
+            if message.get("op") in ("reply", "raise"):
+                self.pending -= 1
+            else:
+                self.channel.answer(message, blobs)
 
     def stop(self) -> None:
         if self.channel is not None:
@@ -318,6 +389,7 @@ class WorkerLink:
             raise WorkerLost("died", "the process running your code is not available")
         self.channel.deadline = self.deadline
         try:
+            self._drain()
             return self.channel.request(header, blobs)
         except W.ChannelTimeout:
             self.stop()
@@ -745,12 +817,16 @@ class JudgeTests(NbGraderPreprocessor):
                       "(0: Execute.timeout)").tag(config=True)
 
     def _cell_timeout(self) -> int:
-        if self.timeout > 0:
-            return self.timeout
-        value = self.config.get("Execute", {}).get("timeout", None) if self.config else None
-        return int(value) if isinstance(value, int) and value > 0 else 30
+        return _cell_timeout(self)
 
     def preprocess(self, nb, resources):
+        early = resources.pop(EARLY, None)
+        try:
+            return self._judge(nb, resources, early)
+        finally:
+            _stop_early_workers()
+
+    def _judge(self, nb, resources, early):
         if not self.enabled:
             return nb, resources
         info = resources["nbgrader"]
@@ -778,14 +854,20 @@ class JudgeTests(NbGraderPreprocessor):
                          and o.get("ename") in KERNEL_BREAKERS]
                 if broke:
                     skip[i] = f"{cell.metadata['nbgrader'].get('grade_id')} stopped the kernel ({broke[0]})"
-        executor = _sandbox_settings(self)
-        box = executor._make_sandbox(resources) if executor is not None else None
-        link = WorkerLink(box, self._cell_timeout(), self.log)
+        if early is not None:
+            link, box = early["link"], early["box"]
+            _EARLY_WORKERS[:] = [w for w in _EARLY_WORKERS if w[0] is not link]
+        else:
+            executor = _sandbox_settings(self)
+            box = executor._make_sandbox(resources) if executor is not None else None
+            link = WorkerLink(box, self._cell_timeout(), self.log)
         t0 = time.monotonic()
         try:
             judge = Judge(nb, sources, link, self._cell_timeout(), self.log,
                           max_restarts=self.max_worker_restarts, skip=skip,
                           folder=_source_folder(self, info["assignment"]))
+            if early is not None and link.channel is not None:
+                judge.started, judge.sent, judge.next_cell = True, list(early["sent"]), early["next"]
             for i, gid in tests:
                 nb.cells[i].outputs = judge.judge_cell(i, gid)
         finally:
@@ -805,6 +887,17 @@ def _in_source_order(sources: dict, pre, assignment: str, notebook: str) -> dict
     order = _canonical_order(_coursedir_of(pre), assignment, notebook)
     names = [n for n in order if n in sources] + sorted(n for n in sources if n not in order)
     return {n: sources[n] for n in names}
+
+
+def _cell_timeout(pre) -> int:
+    value = getattr(pre, "timeout", 0)
+    if isinstance(value, int) and value > 0 and isinstance(pre, JudgeTests):
+        return value
+    judge_cfg = pre.config.get("JudgeTests", {}) if pre.config else {}
+    if isinstance(judge_cfg.get("timeout", None), int) and judge_cfg["timeout"] > 0:
+        return judge_cfg["timeout"]
+    value = pre.config.get("Execute", {}).get("timeout", None) if pre.config else None
+    return int(value) if isinstance(value, int) and value > 0 else 30
 
 
 def _source_folder(pre, assignment: str) -> str | None:
