@@ -173,3 +173,18 @@ def test_an_array_subclass_crosses_as_its_plain_memory(link):
     grading.check_function(get(link, "pad2d"), F.pad2d, case, quiet=True)
     with pytest.raises(grading.GradingFailure, match=r"shape \(1, 1, 4, 4\), got \(1, 1, 2, 2\)"):
         grading.check_function(get(link, "wrong"), F.pad2d, case, name="pad2d")
+
+
+def test_a_graders_cnnlib_object_is_used_through_its_public_attributes(link):
+    from cnnlib import layers
+
+    run(link, SETUP + "def sgd_step(params, lr):\n    for p in params:\n        p.data -= lr * p.grad\n"
+              "def sneak(layer):\n    return getattr(layer, '_sneaky', 'refused')\n")
+    layer = layers.Linear(3, 2, seed=0) if "seed" in layers.Linear.__init__.__code__.co_varnames else layers.Linear(3, 2)
+    params = list(layer.parameters())
+    for p in params:
+        p.grad = np.ones_like(p.data)
+    before = [p.data.copy() for p in params]
+    get(link, "sgd_step")(params, 0.5)
+    assert all(np.allclose(p.data, b - 0.5) for p, b in zip(params, before))
+    assert get(link, "sneak")(layer) == "refused"

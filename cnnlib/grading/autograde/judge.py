@@ -378,6 +378,14 @@ class WorkerLink:
             if not isinstance(name, str) or name.startswith("_") or not module.startswith("cnnlib"):
                 raise AttributeError(f"the learner's code may not read {name!r} of the grader's objects")
             result = getattr(target, name)
+        elif op == "callback_setattr":  # `p.data -= lr * p.grad` on a grader's cnnlib object
+            name = message.get("name")
+            module = getattr(type(target), "__module__", "") or ""
+            if not isinstance(name, str) or name.startswith("_") or not module.startswith("cnnlib") \
+                    or callable(getattr(target, name, None)):
+                raise AttributeError(f"the learner's code may not set {name!r} of the grader's objects")
+            setattr(target, name, self.codec.decode(message.get("value"), blobs))
+            result = None
         else:
             raise W.ProtocolError(f"unknown request {op!r}")
         out: list = []

@@ -502,9 +502,10 @@ class JudgeObject:
     """In the worker: a function (or object) of the judge's, used by call back."""
 
     def __init__(self, worker: Worker, key: str, name: Any):
-        self._worker, self._key = worker, key
+        object.__setattr__(self, "_worker", worker)
+        object.__setattr__(self, "_key", key)
         if isinstance(name, str):
-            self.__name__ = name
+            object.__setattr__(self, "__name__", name)
 
     def __call__(self, *args, **kwargs):
         w = self._worker
@@ -526,6 +527,18 @@ class JudgeObject:
         except RemoteException as exc:
             raise _rebuild(exc.info) from None
         return w.codec.decode(reply.get("value"), rblobs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or name == "__name__":
+            object.__setattr__(self, name, value)
+            return
+        w = self._worker
+        blobs: list = []
+        header = {"op": "callback_setattr", "h": self._key, "name": name, "value": w.codec.encode(value, blobs)}
+        try:
+            w.channel.request(header, blobs)
+        except RemoteException as exc:
+            raise _rebuild(exc.info) from None
 
     def __repr__(self) -> str:
         return f"<the grader's {getattr(self, '__name__', 'object')}>"
