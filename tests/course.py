@@ -183,10 +183,11 @@ def submission(source: NotebookNode, release: NotebookNode, solved=(), calls_ref
     solved: exercise numbers solved correctly (the source's solution region).
     calls_reference: exercises whose solution first calls a cnnlib reference function (the guard
         must refuse it while the exercise is checked).
-    fails_hidden: exercises whose solution is right while the visible tests run and raises
-        inside the hidden tests (a stand-in for "hard-coded the visible answers").
+    fails_hidden: exercises whose solution is right on exactly the arguments of the visible tests
+        and raises on any other ("hard-coded the visible answers"; see ``visible_fingerprints``).
     """
     by_id = {meta(c)["grade_id"]: c for c in solution_cells(source)}
+    fingerprints = None
     nb = nbformat.from_dict(release)
     for cell in solution_cells(nb):
         gid = meta(cell)["grade_id"]
@@ -201,7 +202,14 @@ def submission(source: NotebookNode, release: NotebookNode, solved=(), calls_ref
         if n in calls_reference:
             body = "from cnnlib import functional as _cheat\n_cheat.pad2d([[[[0.0]]]], 0)\n" + dedented(region)
         elif n in fails_hidden:
-            body = _HIDDEN_TRIPWIRE + dedented(region)
+            params = _enclosing_params(by_id[gid].source)
+            if params is None:
+                raise ValueError(f"{gid}: fails_hidden needs a solution inside a function")
+            if fingerprints is None:
+                fingerprints = visible_fingerprints(source)
+            names = {node for node in _defined_functions(by_id[gid].source)}
+            prints = set().union(*(fingerprints.get(name, set()) for name in names)) if names else set()
+            body = _visible_only(prints, params) + dedented(region)
         elif n in solved:
             body = dedented(region)
         else:
@@ -210,17 +218,102 @@ def submission(source: NotebookNode, release: NotebookNode, solved=(), calls_ref
     return nb
 
 
-# Raise when called from a line of a test cell that lies inside its hidden-test region. (The marker
-# is split in two: a cell containing it verbatim makes ClearHiddenTests fail the whole feedback run.)
-_HIDDEN_TRIPWIRE = """\
-import inspect as _inspect, linecache as _linecache
-for _f in _inspect.stack()[1:]:
-    if _f.function == "<module>":  # the test cell
-        _lines = _linecache.getlines(_f.filename)
-        if any("BEGIN HIDDEN" + " TESTS" in _l for _l in _lines[: _f.lineno - 1]):  # split: see below
-            raise ValueError("deliberately wrong on the hidden cases")
-        break
+# "Hard-coded the visible answers": the solution is right exactly on the argument values the
+# visible tests pass it (recognised by a fingerprint) and raises on anything else. Hidden tests now
+# run outside the learner's kernel (cnnlib/grading/autograde/judge.py), so nothing in the kernel
+# can tell a hidden case from a visible one but the values themselves: that is what a learner who
+# copied the visible answers would have.
+_FINGERPRINT = """\
+def _cnn_fingerprint(values):
+    import hashlib, numpy
+    h = hashlib.sha256()
+    for v in values:
+        if isinstance(v, numpy.ndarray):
+            h.update(f"{v.dtype.str}{v.shape}".encode())
+            h.update(numpy.ascontiguousarray(v).tobytes())
+        else:
+            h.update(repr(v).encode())
+        h.update(b"|")
+    return h.hexdigest()
 """
+
+
+def _fingerprint(values) -> str:
+    ns: dict = {}
+    exec(_FINGERPRINT, ns)
+    return ns["_cnn_fingerprint"](values)
+
+
+def _visible_only(fingerprints: set[str], params: list[str]) -> str:
+    """Code for the top of a solution: raise unless the arguments are a visible case's."""
+    return (_FINGERPRINT + f"if _cnn_fingerprint([{', '.join(params)}]) not in {sorted(fingerprints)!r}:\n"
+            '    raise ValueError("deliberately wrong on the hidden cases")\n')
+
+
+def _enclosing_params(source: str) -> list[str] | None:
+    """Parameters of the function whose body holds the solution region (None: not in a function)."""
+    import ast
+
+    line = next((i for i, ln in enumerate(source.splitlines(), 1) if BEGIN_SOLUTION in ln), None)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and line is not None \
+                and node.lineno < line <= (node.end_lineno or node.lineno):
+            a = node.args
+            return [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+    return None
+
+
+def _defined_functions(source: str) -> list[str]:
+    import ast
+
+    return [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+
+
+def visible_fingerprints(source: NotebookNode) -> dict[str, set[str]]:
+    """Function name -> fingerprints of the arguments the VISIBLE tests pass it (all test cells).
+
+    Runs the source notebook's locked cells, solution cells and the visible part of each test
+    cell in this process, every function the solution cells define wrapped by a recorder."""
+    import ast
+    import contextlib
+    import inspect
+    import io
+
+    ns: dict = {"__name__": "__main__"}
+    seen: dict[str, set[str]] = {}
+    defined: set[str] = set()
+
+    def recorder(name, fn):
+        sig = inspect.signature(fn)
+
+        def recorded(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            seen.setdefault(name, set()).add(_fingerprint(list(bound.arguments.values())))
+            return fn(*args, **kwargs)
+
+        recorded.__name__ = fn.__name__
+        recorded._records = True
+        return recorded
+
+    for cell in source.cells:
+        m = meta(cell)
+        if cell.cell_type != "code":
+            continue
+        if m.get("solution"):
+            exec(cell.source, ns)
+            defined |= {n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)}
+        elif m.get("locked") and not m.get("grade"):
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(cell.source, ns)
+        elif m.get("grade"):
+            for name in defined:
+                if callable(ns.get(name)) and not getattr(ns[name], "_records", False):
+                    ns[name] = recorder(name, ns[name])
+            visible = cell.source.split(BEGIN_HIDDEN)[0]
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(visible, dict(ns))
+    return seen
 
 
 # ------------------------------------------------------------------------------------------------

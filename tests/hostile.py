@@ -146,9 +146,10 @@ def duplicate_test(ctx):
 
 def state_breaking_cells(ctx):
     """exit() right after the setup cell (the kernel shuts down: restarted, state rebuilt), and
-    names the tests need deleted just before the last exercise's tests (they fail)."""
-    nb = ctx.solved_except()
-    nb = insert_cell(nb, _index(nb, ctx.prefix(ctx.last) + "tests"), "del grading, np")
+    names the learner's code needs deleted at the end of the last exercise's solution cell (its
+    function then fails). Only setup and solution cells reach the judge's worker (issue 10): an
+    ordinary cell deleting names changes the learner's kernel, not the verdict."""
+    nb = append_to_solution(ctx.solved_except(), ctx, ctx.last, "del grading, np")
     setup = next(i for i, c in enumerate(nb.cells) if C.meta(c).get("locked") and not C.meta(c).get("grade"))
     return notebook(ctx, insert_cell(nb, setup + 1, "exit()"))
 
@@ -428,6 +429,105 @@ def printed_json(nb: NotebookNode, tag: str) -> dict:
             if line.startswith(tag + " "):
                 return json.loads(line[len(tag) + 1:])
     return {}
+# attacks on the verdict and on the hidden tests (issue 10): learner code that changes how it is
+# judged. Hidden tests are decided outside the learner's kernel, so each must score 0.
+
+def _solution_functions(ctx) -> list[str]:
+    import ast
+
+    names = []
+    for cell in C.solution_cells(ctx.source):
+        names += [n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)]
+    return names
+
+
+def zero_answers(ctx, before: str = "") -> NotebookNode:
+    """Every exercise "answered" with zeros of the right shape (unsolved work that passes any
+    comparison that has been made to say yes): each function is wrapped, at the end of its
+    solution cell, to return zeros like the right answer; ``before`` goes first in the first
+    solution cell."""
+    nb = ctx.solved_except()
+    zeros = ("def _zeros_like(r):\n"
+             "    if isinstance(r, (tuple, list)):\n        return type(r)(_zeros_like(v) for v in r)\n"
+             "    return np.zeros_like(r) if isinstance(r, np.ndarray) else 0 * r\n")
+    for cell in nb.cells:
+        if not C.meta(cell).get("solution"):
+            continue
+        import ast
+
+        defined = [n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)]
+        wrap = "".join(f"\n_real_{f} = {f}\ndef {f}(*args, **kwargs):\n    return _zeros_like(_real_{f}(*args, **kwargs))\n"
+                       for f in defined)
+        cell.source = cell.source.rstrip() + "\n\n" + zeros + wrap
+    first = next(c for c in nb.cells if C.meta(c).get("solution"))
+    first.source = before + "\n" + first.source
+    return nb
+
+
+PATCH_ISCLOSE = ("np.isclose = lambda a, b, *x, **k: np.ones(np.broadcast_shapes(np.shape(a), np.shape(b)), bool)\n")
+
+REPLACE_CHECKS = "import cnnlib.grading as g\ng.check_function = lambda *a, **k: None\n"
+
+# sets the comparison's `got` to `expected`: trace functions may write a frame's locals
+SETTRACE_HOOK = """\
+import sys as _s
+def _make_it_right(frame, event, arg):
+    if event == "call" and frame.f_code.co_name in ("_check_result", "_compare"):
+        frame.f_locals["got"] = frame.f_locals["expected"]
+    return None
+getattr(_s, "set" + "trace")(_make_it_right)
+"""
+
+
+def patched_isclose(ctx):
+    return notebook(ctx, zero_answers(ctx, PATCH_ISCLOSE))
+
+
+def replaced_check_function(ctx):
+    """The release as handed out (nothing solved), with the checks replaced by a no-op."""
+    nb = copy.deepcopy(ctx.release)
+    first = next(c for c in nb.cells if C.meta(c).get("solution"))
+    first.source = REPLACE_CHECKS + "\n" + first.source
+    return notebook(ctx, nb)
+
+
+def settrace_rewrites_got(ctx):
+    return notebook(ctx, zero_answers(ctx, SETTRACE_HOOK))
+
+
+# a learner's last cell that prints what its kernel kept of the test cells it ran: linecache,
+# In / _ih, each line as it is and reversed (reversed lines got past cnn-grade's withholding,
+# which searched the page for the hidden lines). Only texts that call the checks are printed, so
+# the output stays under nbgrader's LimitOutput (1000 lines).
+LEAK_CELL = """\
+import linecache as _lc
+_texts = []
+for _entry in list(_lc.cache.values()):
+    if len(_entry) >= 3 and _entry[2]:
+        _texts.append("".join(_entry[2]))
+for _name in ("In", "_ih"):
+    _texts.extend(str(_t) for _t in globals().get(_name, []))
+print("LEAK BEGIN")
+for _text in dict.fromkeys(_t for _t in _texts if "grading.check" in _t and "_lc.cache" not in _t):
+    for _line in _text.splitlines():
+        print(_line)
+        print(_line[::-1])
+print("LEAK END")
+"""
+
+
+def leak_hidden_tests(ctx):
+    nb = ctx.solved_except(ctx.first)
+    return notebook(ctx, insert_cell(nb, len(nb.cells), LEAK_CELL))
+
+
+def leak_text(nb: NotebookNode) -> str:
+    """What the leaking cell printed, in the graded notebook."""
+    for cell in nb.cells:
+        text = C.output_text(cell) if cell.cell_type == "code" else ""
+        if "LEAK BEGIN" in text:
+            return text
+    return ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -473,6 +573,10 @@ FAULTS = [
     Fault("plant_symlinks", plant_symlinks, first, "kernel stopped while running this cell", expensive=True),
     Fault("litter", litter, first, "flagged for review", expensive=True),
     Fault("litter_probe", probe_leftovers, first, "flagged for review", expensive=True),
+    Fault("patched_isclose", patched_isclose, every, "values differ"),
+    Fault("replaced_check_function", replaced_check_function, every, "not implemented yet"),
+    Fault("settrace_rewrites_got", settrace_rewrites_got, every, "flagged for review"),
+    Fault("leak_hidden_tests", leak_hidden_tests, first, "not implemented yet"),
     Fault("invalid_json", invalid_json, every, "not a valid notebook file", kernel=False),
     Fault("missing_notebook", missing_notebook, every, "no notebook named", kernel=False),
     Fault("other_assignment", other_assignment, every, "none of the graded cells", kernel=False),

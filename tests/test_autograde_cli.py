@@ -49,6 +49,12 @@ EXPECTED = {  # learner -> (exercises lost, words of the reason)
     "copy_named": ("all", "no notebook named"),
     "other_notebook": ("all", "none of the graded cells"),
     "empty_folder": ("all", "no notebook submitted"),
+    # issue 10: attacks on the verdict and on the hidden tests (the summary's reasons are the
+    # grading notes; the failed tests' messages are in the feedback)
+    "patched_isclose": ("all", ""),
+    "replaced_check_function": ("all", ""),
+    "settrace_rewrites_got": ("all", "flagged for review"),
+    "leak_hidden_tests": ({1}, ""),
 }
 
 
@@ -74,7 +80,7 @@ c.SandboxedExecute.memory_limit_mb = {H.MEMORY_LIMIT_MB}
     name = C.notebook_names(ASSIGNMENT)[0]
     source = C.read(C.SOLUTIONS / ASSIGNMENT / name)
     other = next(a for a in C.assignments() if a != ASSIGNMENT)
-    ctx = H.Context(assignment=ASSIGNMENT, name=name, source=source, release=source,
+    ctx = H.Context(assignment=ASSIGNMENT, name=name, source=source, release=C.read(C.RELEASE / ASSIGNMENT / name),
                     other=C.read(C.SOLUTIONS / other / C.notebook_names(other)[0]),
                     course_root=root, gradebook=root / "gradebook.db")
     prefix = ctx.prefix(1)
@@ -86,6 +92,10 @@ c.SandboxedExecute.memory_limit_mb = {H.MEMORY_LIMIT_MB}
         "copy_named": H.missing_notebook(ctx),
         "other_notebook": H.other_assignment(ctx),
         "empty_folder": {"README.txt": b"I could not make it work, sorry\n"},
+        "patched_isclose": H.patched_isclose(ctx),
+        "replaced_check_function": H.replaced_check_function(ctx),
+        "settrace_rewrites_got": H.settrace_rewrites_got(ctx),
+        "leak_hidden_tests": H.leak_hidden_tests(ctx),
     }
     for learner, files in learners.items():
         H.write(root / "submitted" / learner / ASSIGNMENT, files)
@@ -174,6 +184,20 @@ def test_feedback_has_the_reasons_and_no_hidden_test(cnn_grade, class_folder):
         assert not [s for s in secrets if s in text], f"{learner}: hidden tests in the feedback"
         if learner != "correct":
             assert EXPECTED[learner][1].split()[0] in text, learner
+
+
+def test_no_hidden_test_text_in_any_form_reaches_cnn_grades_feedback(cnn_grade, class_folder):
+    """The leaking learner's page is published (nothing to withhold) and holds no hidden-test
+    line, neither as written nor reversed."""
+    name = C.notebook_names(ASSIGNMENT)[0]
+    secrets = C.hidden_lines(C.read(C.SOLUTIONS / ASSIGNMENT / name))
+    forms = secrets | {s[::-1] for s in secrets}
+    page = (class_folder / "feedback" / "leak_hidden_tests" / ASSIGNMENT / (name[:-6] + ".html")).read_text()
+    import html as _html
+
+    text = _html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "LEAK END" in text, "the leaking cell's output is missing from the feedback"
+    assert not [f for f in forms if f in text], "hidden-test text in cnn-grade's feedback"
 
 
 def test_the_release_folder_is_left_alone(cnn_grade, class_folder):

@@ -225,6 +225,43 @@ def test_feedback_carries_the_reason_and_no_hidden_test(hostile_course, full_bat
     assert "Notes from the autograder" in page and "appears more than once" in page
 
 
+def _hidden_forms(source) -> set[str]:
+    """Every hidden-test line (that appears nowhere else), as written and reversed."""
+    secrets = C.hidden_lines(source)
+    return secrets | {s[::-1] for s in secrets}
+
+
+def test_hidden_tests_never_reach_the_kernel_nor_the_feedback(hostile_course, full_batch):
+    """Issue 10, section 3: a learner's last cell prints the kernel's linecache, In / _ih and each
+    line reversed. The kernel never ran a hidden test, so none of it, in any form, is printed,
+    and plain generate_feedback's page shows none."""
+    nb = hostile_course.autograded(full_batch.assignment, "leak_hidden_tests", full_batch.ctx.name)
+    printed = H.leak_text(nb)
+    assert "LEAK END" in printed and "Output limit exceeded" not in printed, printed[-500:]
+    # the cell did print what the kernel ran: the visible tests, forwards and backwards
+    visible = "grading.check_function(pad2d, F.pad2d, ["
+    assert visible in printed and visible[::-1] in printed, "the leaking cell printed no test cell"
+    forms = _hidden_forms(full_batch.ctx.source)
+    assert forms
+    assert not [f for f in forms if f in printed], "the kernel held hidden-test text"
+    page = _text_of_html(hostile_course.feedback_html(full_batch.assignment, "leak_hidden_tests",
+                                                      full_batch.ctx.name))
+    assert "LEAK END" in page
+    assert not [f for f in forms if f in page], "hidden-test text in the feedback"
+
+
+@pytest.mark.parametrize("student", ["patched_isclose", "replaced_check_function", "settrace_rewrites_got"])
+def test_attacks_on_the_verdict_win_nothing(hostile_course, full_batch, student):
+    """Issue 10, section 2: the attack still works in the learner's own kernel (its visible tests
+    pass there), but the verdict comes from the judge: every exercise scores 0, and the correct
+    learner graded after it keeps full marks (checked by the batch test)."""
+    scores = hostile_course.scores(full_batch.assignment, student)
+    assert scores and sum(scores.values()) == 0, scores
+    nb = hostile_course.autograded(full_batch.assignment, student, full_batch.ctx.name)
+    for cell in C.grade_cells(nb):
+        assert any(o.output_type == "error" for o in cell.outputs), C.meta(cell)["grade_id"]
+
+
 def test_the_attack_reads_no_secret_and_writes_no_score(hostile_course, full_batch):
     nb = hostile_course.autograded(full_batch.assignment, "attack", full_batch.ctx.name)
     results = H.attack_results(nb)

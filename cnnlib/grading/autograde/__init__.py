@@ -3,9 +3,13 @@
     plugins   nbgrader plug-ins set by ``harden(c)`` in nbgrader_config.py: sanitize a
               submission against the gradebook, execute it in a sandboxed kernel, record
               the reasons for a grade, keep hidden tests out of feedback
+    judge     decides the test cells at autograde time, outside the learner's kernel: the
+              whole test cell from the gradebook, the learner's names proxied into ...
+    worker    ... a sandboxed process holding only the setup and solution cells
     sandbox   the sandboxed kernel: launcher (``python -m cnnlib.grading.autograde.sandbox``),
               its kernel manager, per-learner folders, uids, rlimits and namespaces
     cli       the ``cnn-grade`` command: autograde a whole class, export grades, feedback
 
-These modules run learners' notebooks; the checks in :mod:`cnnlib.grading` run inside them.
+These modules run learners' notebooks; the checks in :mod:`cnnlib.grading` run in the test cells
+(in the learner's kernel while they work, in the judge when a class is graded).
 """

@@ -19,7 +19,11 @@ instructor next to the hidden tests and the gradebook. The course's ``nbgrader_c
 ``autograde_preprocessors``    :class:`SandboxedExecute` replaces ``Execute``: the kernel runs
                                in a sandbox (``cnnlib.grading.autograde.sandbox``), a dead or stuck kernel
                                is restarted and the notebook goes on, output is capped, the
-                               notebook has a time budget; :class:`RecordGradingNotes` writes
+                               notebook has a time budget; the judge's
+                               ``HideHiddenTestsFromKernel`` (before) and ``JudgeTests`` (after,
+                               ``cnnlib.grading.autograde.judge``) keep hidden tests out of the
+                               kernel and decide every test cell outside the learner's reach;
+                               :class:`RecordGradingNotes` writes
                                the reasons at the top of the graded notebook (and the feedback)
                                and flags suspicious submissions for review in the gradebook
 =============================  ==============================================================
@@ -907,7 +911,8 @@ def harden(c) -> None:
     """Make ``nbgrader autograde`` survive broken and hostile submissions (call from the config).
 
     Swaps nbgrader's DeduplicateIds and Execute for :class:`SanitizeSubmission` and
-    :class:`SandboxedExecute`, adds :class:`RecordGradingNotes`, the tolerant exporter and the
+    :class:`SandboxedExecute` (between the judge's ``HideHiddenTestsFromKernel`` and
+    ``JudgeTests``), adds :class:`RecordGradingNotes`, the tolerant exporter and the
     missing-notebook hook, and makes sure the feedback has no hidden tests. Settings already in
     ``c`` (timeouts, limits, other preprocessors) are kept. Idempotent.
     """
@@ -925,6 +930,12 @@ def harden(c) -> None:
     run = list(auto.autograde_preprocessors) if "autograde_preprocessors" in auto else \
         list(Autograde.class_traits()["autograde_preprocessors"].default())
     run = _replace(run, Execute, SandboxedExecute)
+    # issue 10: the kernel runs the notebook as handed out; the judge decides the test cells
+    from cnnlib.grading.autograde.judge import HideHiddenTestsFromKernel, JudgeTests
+
+    if SandboxedExecute in run and JudgeTests not in run:
+        at = run.index(SandboxedExecute)
+        run[at:at + 1] = [HideHiddenTestsFromKernel, SandboxedExecute, JudgeTests]
     if RecordGradingNotes not in run:
         # after the scores are saved, before the final metadata check
         at = max((i for i, p in enumerate(run) if p is SaveAutoGrades), default=len(run) - 1) + 1
