@@ -34,7 +34,6 @@ A spec for ``count_params`` is a list of layer tuples::
 from __future__ import annotations
 
 import copy
-import textwrap
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -47,15 +46,11 @@ from cnnlib.grading.mistakes import ErrorHint, Mistake
 Case = Mapping[str, Any]
 
 
-def _wrap(text: str) -> str:
-    """A hint in lines short enough for ``nbgrader validate`` (it cuts output lines near 90)."""
-    return "\n    ".join(textwrap.wrap(text, width=80))
-
-
 def _hint(text: str | Callable[[Case], str]) -> Callable[[Case], str]:
+    # one line: GradingFailure wraps messages to fit ``nbgrader validate``
     if callable(text):
-        return lambda case: _wrap(text(case))
-    return lambda case: _wrap(text)
+        return text
+    return lambda case: text
 
 
 # ------------------------------------------------------------------------------------------------
@@ -311,7 +306,7 @@ def check_refuses(fn: Callable, cases: Iterable[Case], *, name: str | None = Non
             reason = why(case) if why else ""
             _fail(f"{header}\n  expected a {error.__name__}: this case must be refused"
                   f"\n  your function returned {_short(got)}"
-                  + (f"\n  hint: {_wrap(reason)}" if reason else ""))
+                  + (f"\n  hint: {reason}" if reason else ""))
     if not quiet:
         print(f"✔ {name}: refuses {'1 case' if len(cases) == 1 else f'all {len(cases)} cases'}")
 
@@ -703,7 +698,7 @@ def residual_forward_mistakes() -> list[Mistake | ErrorHint]:
     def shortcut_shape(case: Case, exc: BaseException) -> str | None:
         if case.get("ws") is None and case.get("stride", 1) == 1:
             return None
-        return _wrap("the block's output and the shortcut's output must have the same shape to be added: "
+        return ("the block's output and the shortcut's output must have the same shape to be added: "
                      "with ws the shortcut is conv(x, ws, stride) (a 1x1 convolution with the block's "
                      "stride, no padding), and only the FIRST 3x3 convolution has the stride.")
 
