@@ -188,3 +188,22 @@ def test_a_graders_cnnlib_object_is_used_through_its_public_attributes(link):
     get(link, "sgd_step")(params, 0.5)
     assert all(np.allclose(p.data, b - 0.5) for p, b in zip(params, before))
     assert get(link, "sneak")(layer) == "refused"
+
+
+def test_a_graders_arrays_changed_in_place_stay_the_same_arrays(link):
+    """`p.data -= x` and `p.data[...] = ...` change the grader's array itself (a check may ask for
+    that, as 07's SGD step does); `p.data = p.data - x` rebinds it, as it would in one process."""
+    from cnnlib import layers
+
+    run(link, SETUP + "def isub(params):\n    for p in params:\n        p.data -= 1.0\n"
+              "def setitem(params):\n    for p in params:\n        p.data[...] = 7.0\n"
+              "def rebind(params):\n    for p in params:\n        p.data = p.data - 1.0\n")
+    for name, expect_same, value in (("isub", True, lambda b: b - 1.0), ("setitem", True, lambda b: np.full_like(b, 7.0)),
+                                     ("rebind", False, lambda b: b - 1.0)):
+        params = list(layers.Linear(3, 2).parameters())
+        arrays = [p.data for p in params]
+        before = [a.copy() for a in arrays]
+        get(link, name)(params)
+        for p, a, b in zip(params, arrays, before):
+            assert (p.data is a) is expect_same, name
+            assert np.allclose(p.data, value(b)), name

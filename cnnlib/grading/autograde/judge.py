@@ -230,6 +230,7 @@ class WorkerLink:
         self.proc: subprocess.Popen | None = None
         self.channel: W.Channel | None = None
         self.judge_objects: dict[str, Any] = {}
+        self.fetched: dict[tuple, np.ndarray] = {}  # arrays of judge_objects read by the learner during a call
         self.classes: dict[tuple, type] = {}
         self.codec = W.Codec(self._export, self._resolve, self._proxy)
         self.deadline: float | None = None
@@ -378,13 +379,20 @@ class WorkerLink:
             if not isinstance(name, str) or name.startswith("_") or not module.startswith("cnnlib"):
                 raise AttributeError(f"the learner's code may not read {name!r} of the grader's objects")
             result = getattr(target, name)
+            if isinstance(result, np.ndarray):
+                self.fetched[(message.get("h"), name)] = result
         elif op == "callback_setattr":  # `p.data -= lr * p.grad` on a grader's cnnlib object
             name = message.get("name")
             module = getattr(type(target), "__module__", "") or ""
             if not isinstance(name, str) or name.startswith("_") or not module.startswith("cnnlib") \
                     or callable(getattr(target, name, None)):
                 raise AttributeError(f"the learner's code may not set {name!r} of the grader's objects")
-            setattr(target, name, self.codec.decode(message.get("value"), blobs))
+            value = self.codec.decode(message.get("value"), blobs)
+            current = self.fetched.pop((message.get("h"), name), None)
+            if message.get("inplace") and current is not None and getattr(target, name) is current:
+                _apply_back(current, value)  # an in-place operator: the same array, changed
+            else:
+                setattr(target, name, value)
             result = None
         else:
             raise W.ProtocolError(f"unknown request {op!r}")
@@ -448,6 +456,16 @@ class WorkerLink:
             for original, new in zip(args, after if isinstance(after, list) else []):
                 if new is not None and isinstance(original, (np.ndarray, list, dict)):
                     _apply_back(original, self.codec.decode(new, rblobs))
+            # arrays of the grader's objects that the learner's code changed in place
+            for item in reply.get("attrs_after") or []:
+                if not (isinstance(item, list) and len(item) == 3 and item[2] is not None):
+                    continue
+                obj_key, name, new = item
+                current = self.fetched.pop((obj_key, name), None)
+                target = self.judge_objects.get(obj_key) if isinstance(obj_key, str) else None
+                if current is not None and target is not None and getattr(target, name, None) is current:
+                    _apply_back(current, self.codec.decode(new, rblobs))
+            self.fetched.clear()
         except W.ProtocolError as exc:
             self.stop()
             raise WorkerLost("died", f"the process running your code sent something invalid ({exc})") from None

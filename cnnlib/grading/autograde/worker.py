@@ -363,6 +363,9 @@ class Worker:
         self.codec = Codec(self._export, self._resolve, self._proxy)
         self.channel = Channel(sock, self.serve)
         self.setup_bindings: dict[str, int] = {}
+        # arrays read from the grader's objects during a call, with a snapshot: the ones the
+        # learner's code changed in place (``p.data[...] -= ...``) go back when the call ends
+        self.fetched: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     # ---- handles --------------------------------------------------------------------------
     def _export(self, obj: Any) -> dict:
@@ -468,6 +471,11 @@ class Worker:
         for a in args:
             after.append(self._encode_quietly(a, out) if isinstance(a, (np.ndarray, list, dict)) else None)
         reply["args_after"] = after
+        changed = [[key, name, self._encode_quietly(a, out)] for (key, name), (a, snap) in self.fetched.items()
+                   if a.shape != snap.shape or not np.array_equal(a, snap, equal_nan=a.dtype.kind in "fc")]
+        self.fetched.clear()
+        if changed:
+            reply["attrs_after"] = changed
         return reply, out
 
     def _encode_quietly(self, value: Any, blobs: list) -> Any:
@@ -526,7 +534,10 @@ class JudgeObject:
             reply, rblobs = w.channel.request({"op": "callback_getattr", "h": self._key, "name": name})
         except RemoteException as exc:
             raise _rebuild(exc.info) from None
-        return w.codec.decode(reply.get("value"), rblobs)
+        value = w.codec.decode(reply.get("value"), rblobs)
+        if type(value) is np.ndarray:
+            w.fetched[(self._key, name)] = (value, value.copy())
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_") or name == "__name__":
@@ -535,6 +546,9 @@ class JudgeObject:
         w = self._worker
         blobs: list = []
         header = {"op": "callback_setattr", "h": self._key, "name": name, "value": w.codec.encode(value, blobs)}
+        fetched = w.fetched.pop((self._key, name), None)
+        if fetched is not None and value is fetched[0]:
+            header["inplace"] = True  # `p.data -= x`: numpy changed the array itself, then rebinds it
         try:
             w.channel.request(header, blobs)
         except RemoteException as exc:
