@@ -996,3 +996,15 @@ def test_a_shortcut_imported_inside_the_function_is_refused_too():
     case = {"image": np.arange(20.0).reshape(4, 5), "kernel": np.ones((3, 3))}
     message = failure(learner, lambda image, kernel: conv_single_ref(image, kernel), [case])
     assert "your code called `scipy.ndimage.correlate`" in message
+
+
+def test_scipy_special_softmax_is_a_shortcut_too():
+    """05's softmax cross-entropy says "numpy only": scipy.special's softmax / logsumexp, which
+    would do the whole exercise, are refused while it is checked."""
+    from scipy.special import logsumexp, softmax
+
+    x = np.array([[1.0, 2.0, 3.0]])
+    for call in (lambda: softmax(x, axis=1), lambda: logsumexp(x, axis=1)):
+        with pytest.raises(_guard.ShortcutBlockedError, match="scipy.special"), _guard.blocked("ex"):
+            call()
+    assert np.isclose(softmax(x, axis=1).sum(), 1.0)  # untouched outside a check

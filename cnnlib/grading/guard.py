@@ -12,7 +12,8 @@ the check (the learner's) cannot make one, so calling the reference from it is s
 
 **Library shortcuts** are switched off the same way. Wherever the guard blocks, the library
 functions that do a "write it yourself" exercise's whole job (:data:`SHORTCUTS`: scipy.signal's
-correlate/convolve family, scipy.ndimage's filters, numpy's 1-D convolve/correlate) refuse to run
+correlate/convolve family, scipy.ndimage's filters, numpy's 1-D convolve/correlate, scipy.special's
+softmax / log_softmax / logsumexp) refuse to run
 with the guard's message, however the learner reached them (``from scipy.signal import
 correlate2d`` included: the function objects themselves are guarded, in whatever process the
 guard blocks in, the learner's kernel or a judge's worker). An exercise whose statement asks for
@@ -46,9 +47,10 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
                                "uniform_filter1d", "maximum_filter", "maximum_filter1d",
                                "minimum_filter", "minimum_filter1d", "generic_filter"),
     "numpy._core.numeric": ("convolve", "correlate"),
+    "scipy.special._logsumexp": ("softmax", "log_softmax", "logsumexp"),
 }
 _PUBLIC = {"scipy.signal._signaltools": "scipy.signal", "scipy.ndimage._filters": "scipy.ndimage",
-           "numpy._core.numeric": "numpy"}
+           "numpy._core.numeric": "numpy", "scipy.special._logsumexp": "scipy.special"}
 _GATE = "__cnnlib_guard_shortcut__"  # the name the patched functions look up in their module
 _originals: dict[str, Callable] = {}  # "scipy.signal.correlate2d" -> an unguarded copy
 _imported = False  # the SHORTCUTS modules were imported once
