@@ -13,7 +13,7 @@ _LENET_TAIL = """
 """
 
 WRONG = {
-    1: [  # build_lenet(seed): the region follows `rng = np.random.default_rng(seed)`
+    1: [  # build_lenet(init): the region follows `rng = np.random.default_rng(init)`
         WrongAnswer(
             "padding 2 on the 32x32 input",
             """
