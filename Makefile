@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 ASSIGNMENTS := $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lab release bench bench-ops bench-train bench-notebooks grade clean
+.PHONY: help setup test lab release bench bench-ops bench-train bench-epoch bench-notebooks grade clean
 
 help:
 	@echo "make lab              open the course in JupyterLab"
@@ -44,7 +44,7 @@ release: $(STAMP)
 	  $(BIN)/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; \
 	done
 
-bench: bench-ops bench-train bench-notebooks
+bench: bench-ops bench-train bench-epoch bench-notebooks
 
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow a current numpy; unset them for benchmarks only.
 bench-ops: $(STAMP)
@@ -52,6 +52,9 @@ bench-ops: $(STAMP)
 
 bench-train: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_train.py --memory
+
+bench-epoch: $(STAMP)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_epoch.py
 
 bench-notebooks: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_notebooks.py

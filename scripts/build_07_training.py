@@ -1,6 +1,6 @@
 """Source of solutions/07_training/07_training.ipynb (run me after editing)."""
 
-from nbbuild import Notebook
+from nbbuild import RULES, Notebook
 
 nb = Notebook("07_training")
 
@@ -18,7 +18,7 @@ numpy, in a few seconds. Then it opens the trained network up and looks inside.
   pooling, FC 120, FC 100, 10 outputs: its shapes, its 63,802 parameters, where the flatten
   happens (the article's 32 × 32 × 10 → 10,240 example), the pattern
   INPUT → [[CONV → RELU]\*N → POOL?]\*M → [FC → RELU]\*K → FC, and why it is a *5*-layer net;
-- mini-batch gradient descent: shuffling with a seeded generator, batches, epochs, momentum and
+- mini-batch gradient descent: shuffling with a repeatable generator, batches, epochs, momentum and
   Adam, and what a learning rate that is too large or too small does;
 - to train on 4,000 real digits with learning curves, and to reach over 95 % on 1,000 digits the
   network has never seen;
@@ -45,6 +45,8 @@ Exercises are independent: skipping one costs only its own points (the pictures 
 7.6 need its trained model). Check the whole notebook with the **Validate** button (or
 `nbgrader validate 07_training.ipynb`).
 """)
+
+nb.md(RULES)
 
 nb.setup("""
 import numpy as np
@@ -237,23 +239,26 @@ print(len(article_net), "layers in the Sequential, of which", len(with_weights),
 """)
 
 nb.exercise(1, "the article's LeNet with cnnlib's layers", points=3, text=r"""
-Complete `build_lenet(seed)`: return a `Sequential` with the article's network for `(N, 1, 32, 32)`
+Complete `build_lenet(init)`: return a `Sequential` with the article's network for `(N, 1, 32, 32)`
 inputs and `(N, 10)` logits, exactly the layers of the table above, in order: `Conv2d(1, 6, 5)`,
 `ReLU()`, `MaxPool2d(2)`, `Conv2d(6, 16, 5)`, `ReLU()`, `MaxPool2d(2)`, `Flatten()`, three `Linear`
 layers (400 → 120, 120 → 100, 100 → 10) with a `ReLU()` after the first two. No padding: the
-input is already 32 × 32. Pass `rng=rng` to every `Conv2d` and `Linear`, so the same seed gives
-the same random weights (step 1).
+input is already 32 × 32. Pass `rng=rng` to every `Conv2d` and `Linear`, so the same number `init`
+gives the same random weights (step 1).
 
 Do not call `cnnlib.model.lenet` (it is switched off while your function is checked, and it is
 the 28 × 28 version anyway).
 
 The tests compare your model's `summary((1, 32, 32))` with the article's net layer by layer
 (kind, output shape, parameters), run it with your weights through the article's net, and check
-that the weights follow the seed; hidden tests use other seeds.
+that the weights follow `init`; hidden tests use other values of `init`.
+
+Allowed: cnnlib's layers and `Sequential` (imported at the top); `cnnlib.model.lenet` is switched
+off while your function is checked.
 """, solution='''
-def build_lenet(seed):
-    """The article's LeNet for 1x32x32 inputs, its weights drawn from np.random.default_rng(seed)."""
-    rng = np.random.default_rng(seed)
+def build_lenet(init):
+    """The article's LeNet for 1x32x32 inputs, its weights drawn from np.random.default_rng(init)."""
+    rng = np.random.default_rng(init)
     ### BEGIN SOLUTION
     return Sequential([
         Conv2d(1, 6, 5, rng=rng), ReLU(), MaxPool2d(2),
@@ -312,9 +317,9 @@ steadily. The second plot compares plain SGD with momentum and Adam on the same 
 """)
 
 nb.code("""
-def batch_losses(make_optimizer, batches=25, batch_size=32, seed=0):
+def batch_losses(make_optimizer, batches=25, batch_size=32, init=0):
     \"\"\"A fresh LeNet trained on the first `batches` batches of X_train: the loss of every batch.\"\"\"
-    model = lenet(np.random.default_rng(seed))
+    model = lenet(np.random.default_rng(init))
     optimizer = make_optimizer(model.parameters())
     losses = np.full(batches, np.nan)
     with np.errstate(all="ignore"):                   # a too-large rate may overflow: that is the point
@@ -369,6 +374,9 @@ state, a saved `state_dict`) silently stops seeing the model's weights. Return n
 The tests run a few steps with new gradients each time and compare with `cnnlib.optim.SGD` (which
 is switched off inside your function), check that every `p.data` is still the same array, and
 check the velocities. Hidden tests: 20 random cases.
+
+Allowed: numpy; cnnlib (`cnnlib.optim.SGD` above all) is switched off while your function is
+checked.
 """, solution='''
 def sgd_momentum_step(params, velocities, lr, momentum):
     """One SGD step with momentum: update every p.data and its velocity IN PLACE; return nothing."""
@@ -380,9 +388,9 @@ def sgd_momentum_step(params, velocities, lr, momentum):
         ### END SOLUTION
 ''', tests='''
 grading.check_sgd_momentum(sgd_momentum_step, [
-    {"shapes": [(1,)], "lr": 0.1, "momentum": 0.9, "steps": 3, "seed": 0},
-    {"shapes": [(6, 1, 5, 5), (6,)], "lr": 0.05, "momentum": 0.9, "steps": 3, "seed": 1},   # a conv layer
-    {"shapes": [(3, 4), (4,), (2, 2)], "lr": 0.5, "momentum": 0.5, "steps": 4, "seed": 2},
+    {"shapes": [(1,)], "lr": 0.1, "momentum": 0.9, "steps": 3, "init": 0},
+    {"shapes": [(6, 1, 5, 5), (6,)], "lr": 0.05, "momentum": 0.9, "steps": 3, "init": 1},   # a conv layer
+    {"shapes": [(3, 4), (4,), (2, 2)], "lr": 0.5, "momentum": 0.5, "steps": 4, "init": 2},
 ])
 ### BEGIN HIDDEN TESTS
 grading.check_sgd_momentum(sgd_momentum_step, grading.momentum_cases(20, seed=70201))
@@ -400,8 +408,8 @@ whole training set, batch after batch, is an **epoch**.
 
 The batches must be **shuffled**: in a fixed order, every epoch would repeat the same steps (and a
 training set sorted by digit would teach one digit at a time). A new random order each epoch,
-drawn from a generator you seed, makes the run repeatable: the same seed, the same batches, the
-same trained network.
+drawn from a generator created from a fixed number (`np.random.default_rng(7)`), makes the run
+repeatable: the same number, the same batches, the same trained network.
 """)
 
 nb.code("""
@@ -409,7 +417,7 @@ rng = np.random.default_rng(7)
 print("epoch 1 order:", rng.permutation(10))
 print("epoch 2 order:", rng.permutation(10))
 rng = np.random.default_rng(7)
-print("seeded again :", rng.permutation(10), "(the same as epoch 1)")
+print("new generator:", rng.permutation(10), "(default_rng(7) again: the same as epoch 1)")
 """)
 
 nb.exercise(3, "one training epoch", points=4, text=r"""
@@ -431,6 +439,10 @@ The tests train small models (SGD, SGD with momentum, Adam) for two epochs with 
 compare the weights after each epoch with `fit` doing the same epoch from a copy of the model, the
 optimizer and the generator; they check the losses you return and that the mean loss falls from
 the first epoch to the second. Hidden tests: 10 random problems.
+
+Allowed: numpy, `softmax_cross_entropy`, and the methods of the model and of the optimizer you
+are given (they run cnnlib); the rest of cnnlib (`fit` above all) is switched off while your
+function is checked.
 """, solution='''
 def train_epoch(model, optimizer, X, y, batch_size, rng):
     """One pass over (X, y) in shuffled mini-batches; returns the list of the batch losses."""
@@ -453,9 +465,9 @@ from cnnlib import losses
 # may use cnnlib; fit and the rest of cnnlib may not
 with grading.substitute(globals(), softmax_cross_entropy=grading.reference_stand_in(losses.softmax_cross_entropy)):
     grading.check_train_epoch(train_epoch, [
-        {"n": 24, "batch_size": 8, "optimizer": "sgd", "conv": False, "seed": 0},
-        {"n": 30, "batch_size": 8, "optimizer": "momentum", "conv": True, "seed": 1},   # a last batch of 6
-        {"n": 50, "batch_size": 16, "optimizer": "adam", "conv": True, "seed": 2},
+        {"n": 24, "batch_size": 8, "optimizer": "sgd", "conv": False, "init": 0},
+        {"n": 30, "batch_size": 8, "optimizer": "momentum", "conv": True, "init": 1},   # a last batch of 6
+        {"n": 50, "batch_size": 16, "optimizer": "adam", "conv": True, "init": 2},
     ])
     ### BEGIN HIDDEN TESTS
     grading.check_train_epoch(train_epoch, grading.epoch_cases(10, seed=70301))
@@ -501,6 +513,8 @@ Complete `evaluate_predictions(logits, y, num_classes)`: for logits of shape `(N
 
 Do it with numpy (`cnnlib.viz.confusion_matrix` is switched off while your function is checked).
 The tests check the example above and random cases (hidden: 20 more).
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def evaluate_predictions(logits, y, num_classes):
     """(accuracy, confusion matrix) of logits (N, K) against labels y (N,)."""
@@ -541,6 +555,8 @@ probability of the class they predicted, `probs.max(axis=1)`, **largest first**;
 them (fewer when there are fewer mistakes, possibly none). `np.flatnonzero` and `np.argsort` help.
 
 The tests check random cases without ties (hidden: 20 more).
+
+Allowed: numpy; cnnlib is switched off while your function is checked.
 """, solution='''
 def most_confident_mistakes(probs, y, k):
     """Indices of the misclassified examples, the most confident first, at most k."""
@@ -587,6 +603,9 @@ Graded: the model this cell trains must classify **at least 95 %** of the 1,000 
 correctly (the test evaluates `final_model`). The tests also run `train_lenet` on small subsets
 of the training digits (64, and hidden 512) to check that it returns the model it trained. Keep
 the training short: under about 20 seconds (the autograder runs it too).
+
+Allowed: all of cnnlib (`lenet`, `fit`, `Adam`, `SGD`, ...) and numpy: nothing is switched off
+here.
 """, solution='''
 def train_lenet(X, y, X_val, y_val, rng):
     """Build a LeNet for 1x28x28 digits and train it on (X, y); return (model, history)."""
@@ -833,7 +852,7 @@ nb.md(r"""
   since only layers with weights count; INPUT → [CONV → RELU → POOL]\*2 → [FC → RELU]\*2 → FC.
 - SGD with momentum: `v = momentum·v + g`, `p -= lr·v`, updated in place; Adam adapts a step size
   per weight. Too large a learning rate diverges, too small a one crawls.
-- An epoch is one pass in shuffled mini-batches (seeded: repeatable); `fit` repeats it and records
+- An epoch is one pass in shuffled mini-batches (from a fixed generator: repeatable); `fit` repeats it and records
   the learning curves.
 - Accuracy is the fraction of right argmaxes; the confusion matrix has the true labels as rows and
   its trace / N is the accuracy.

@@ -71,7 +71,7 @@ def run_exercise(base: dict, n: int, region: str | None = None) -> str | None:
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(CELLS[f"nb07_ex{n}_tests"], f"ex{n}_tests", "exec"), ns)
     except GradingFailure as exc:
-        return str(exc)
+        return exc.message  # unwrapped: the hint texts are matched whole
     return None
 
 
@@ -153,7 +153,7 @@ def test_momentum_variants_differ_from_the_right_update():
     """Each known mistake's answer differs from the right one (so its hint can only fire on it)."""
     from cnnlib.grading.nb07 import _MOMENTUM_HINTS, _momentum_run
 
-    case = {"shapes": [(3,)], "lr": 0.1, "momentum": 0.9, "steps": 3, "seed": 0}
+    case = {"shapes": [(3,)], "lr": 0.1, "momentum": 0.9, "steps": 3, "init": 0}
     right = _momentum_run(case)
     for variant in _MOMENTUM_HINTS:
         wrong = _momentum_run(case, variant)
@@ -197,7 +197,7 @@ def _fails(check, *args, **kwargs) -> str:
     with pytest.raises(GradingFailure) as info:
         with contextlib.redirect_stdout(io.StringIO()):
             check(*args, **kwargs)
-    return str(info.value)
+    return info.value.message  # unwrapped
 
 
 def test_trained_model_hints():
@@ -209,6 +209,10 @@ def test_trained_model_hints():
     assert "no better than guessing" in chance and "train longer" not in chance
     nan = _fails(grading.check_trained_model, _Fixed(lambda x: np.full((len(x), 10), np.nan)), X, y)
     assert "learning rate is too large" in nan and "guessing" not in nan
+    dead = _fails(grading.check_trained_model, _Fixed(lambda x: np.tile([0.1, 0.3, -0.2] + [0.0] * 7, (len(x), 1))),
+                  X, y)  # every ReLU off: the same logits for every image
+    assert "a learning rate far too large" in dead and "always says 1" in dead and "guessing" not in dead
+    assert "far too large" not in chance and "the net died" not in chance
     assert "did not finish training" in _fails(grading.check_trained_model, None, X, y)
     assert "return model" in _fails(grading.check_trained_model, object(), X, y)
 

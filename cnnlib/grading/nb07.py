@@ -3,7 +3,7 @@
 The exercises of 07_training use cnnlib's layers, models and optimizers, so some checks cannot
 simply call the learner's function with the whole reference switched off:
 
-- :func:`check_lenet` calls ``build_lenet(seed)`` with the reference off (constructors are not
+- :func:`check_lenet` calls ``build_lenet(init)`` with the reference off (constructors are not
   guarded, ``cnnlib.model.lenet`` is), then reads the model through its ``summary()``, its
   ``parameters()`` and its ``forward``;
 - :func:`check_sgd_momentum` runs a learner's ``sgd_momentum_step`` for a few steps next to
@@ -236,17 +236,18 @@ def _model_error_hint(message: str) -> str:
 
 def check_lenet(build: Callable, seeds: Sequence[int] = (0,), *, name: str = "build_lenet",
                 quiet: bool = False) -> None:
-    """Check ``build(seed)`` against the article's LeNet (:func:`article_lenet`) for each seed.
+    """Check ``build(init)`` against the article's LeNet (:func:`article_lenet`) for each ``init``
+    in ``seeds`` (the number the weights are drawn from: ``np.random.default_rng(init)``).
 
     The model must have the article's layers in order (kinds, output shapes and parameter counts
     of its ``summary((1, 32, 32))``), compute what the article's net computes with the same
-    weights, give the same weights for the same seed and other weights for another seed.
+    weights, give the same weights for the same ``init`` and other weights for another one.
     """
     __tracebackhide__ = True
     _not_callable(build, name)
     x = np.random.default_rng(701).standard_normal((2, 1, 32, 32)).astype(np.float32)
     for i, seed in enumerate(seeds, 1):
-        header = f"{name}, case {i} of {len(seeds)}: seed={seed}"
+        header = f"{name}, case {i} of {len(seeds)}: init={seed}"
         model = _call(build, (seed,), name, header)
         if model is None:
             _fail(f"{header}\n  your function returned None; hint: did you forget `return model`?")
@@ -289,9 +290,9 @@ def check_lenet(build: Callable, seeds: Sequence[int] = (0,), *, name: str = "bu
         other = [np.asarray(p.data) for p in _call(build, (seed + 1,), name, header).parameters()]
         if not all(np.array_equal(a, b) for a, b in zip(weights, again)) or all(
                 np.array_equal(a, b) for a, b in zip(weights, other)):
-            _fail(f"{header}\n  the weights do not follow the seed: the same seed must give the same "
-                  "weights, another seed other weights.\n  hint: pass rng=rng to every Conv2d and "
-                  "Linear (rng = np.random.default_rng(seed) is made for you).")
+            _fail(f"{header}\n  the weights do not follow init: the same init must give the same "
+                  "weights, another init other weights.\n  hint: pass rng=rng to every Conv2d and "
+                  "Linear (rng = np.random.default_rng(init) is made for you).")
     if not quiet:
         print(f"✔ {name}: the article's LeNet, 63,802 parameters ({_cases_pass(len(seeds))})")
 
@@ -301,7 +302,7 @@ def check_lenet(build: Callable, seeds: Sequence[int] = (0,), *, name: str = "bu
 
 
 def momentum_cases(n: int, *, seed: int) -> list[dict]:
-    """Random cases for :func:`check_sgd_momentum`: parameter shapes, lr, momentum, steps, a seed."""
+    """Random cases for :func:`check_sgd_momentum`: parameter shapes, lr, momentum, steps, and ``init``, the number the parameters and gradients are drawn from."""
     rng = np.random.default_rng(seed)
     cases = []
     for _ in range(n):
@@ -309,13 +310,13 @@ def momentum_cases(n: int, *, seed: int) -> list[dict]:
         shapes = [tuple(int(v) for v in rng.integers(1, 5, size=int(rng.integers(1, 4)))) for _ in range(k)]
         cases.append({"shapes": shapes, "lr": float(np.round(rng.uniform(0.01, 0.5), 3)),
                       "momentum": float(rng.choice([0.5, 0.8, 0.9, 0.99])), "steps": int(rng.integers(2, 5)),
-                      "seed": int(rng.integers(0, 10_000))})
+                      "init": int(rng.integers(0, 10_000))})
     return cases
 
 
 def _momentum_run(case: Case, variant: str = "right"):
     """(params, velocities) after each step of ``case`` for the right update or a known mistake."""
-    rng = np.random.default_rng(case["seed"])
+    rng = np.random.default_rng(case["init"])
     p = [rng.standard_normal(s).astype(np.float32) for s in case["shapes"]]
     v = [np.zeros_like(a) for a in p]
     lr, mu = np.float32(case["lr"]), np.float32(case["momentum"])
@@ -372,7 +373,7 @@ def check_sgd_momentum(step: Callable, cases: Iterable[Case], *, name: str = "sg
     cases = list(cases)
     for c, case in enumerate(cases, 1):
         header = f"{name}, case {c} of {len(cases)}: {describe_case(case)}"
-        rng = np.random.default_rng(case["seed"])
+        rng = np.random.default_rng(case["init"])
         start = [rng.standard_normal(s).astype(np.float32) for s in case["shapes"]]
         params = [Parameter(a.copy(), f"p{i}") for i, a in enumerate(start)]
         ref = [Parameter(a.copy(), f"p{i}") for i, a in enumerate(start)]
@@ -441,13 +442,13 @@ def _array_diff(expected: np.ndarray, got: np.ndarray) -> str:
 
 
 def epoch_cases(n: int, *, seed: int) -> list[dict]:
-    """Random small training problems for :func:`check_train_epoch` (plain data: sizes, seeds)."""
+    """Random small training problems for :func:`check_train_epoch` (plain data: sizes, the optimizer, ``init`` for the data and weights)."""
     rng = np.random.default_rng(seed)
     cases = []
     for _ in range(n):
         cases.append({"n": int(rng.integers(20, 70)), "batch_size": int(rng.choice([4, 7, 8, 16, 25])),
                       "optimizer": str(rng.choice(["sgd", "momentum", "adam"])),
-                      "conv": bool(rng.integers(0, 2)), "seed": int(rng.integers(0, 10_000))})
+                      "conv": bool(rng.integers(0, 2)), "init": int(rng.integers(0, 10_000))})
     return cases
 
 
@@ -457,7 +458,7 @@ def _problem(case: Case):
     from cnnlib.model import Sequential
     from cnnlib.optim import SGD, Adam
 
-    rng = np.random.default_rng(case["seed"])
+    rng = np.random.default_rng(case["init"])
     n, k = case["n"], 3
     X = rng.standard_normal((n, 1, 6, 6)).astype(np.float32)
     y = (X.reshape(n, -1) @ rng.standard_normal((36, k))).argmax(axis=1).astype(np.int64)
@@ -471,7 +472,7 @@ def _problem(case: Case):
         opt = Adam(model.parameters(), lr=0.01)
     else:
         opt = SGD(model.parameters(), lr=0.1, momentum=0.9 if kind == "momentum" else 0.0)
-    return X, y, model, opt, np.random.default_rng(case["seed"] + 1)
+    return X, y, model, opt, np.random.default_rng(case["init"] + 1)
 
 
 def reference_train_epoch(model, optimizer, X, y, batch_size, rng, *, zero_grad: bool = True,
@@ -881,9 +882,14 @@ def check_trained_model(model: Any, X, y, *, at_least: float = 0.95, name: str =
         _fail(f"{name}: the model's outputs are not finite (NaN or inf).\n  hint: the weights "
               "blew up: the learning rate is too large (try Adam with lr=1e-3 to 2e-3).")
     if acc < at_least:
-        if acc < 0.2:
-            hint = ("no better than guessing: did the training run on the returned model? (a new "
-                    "model, lr=0, or a learning rate so large that the net died all give ~10%)")
+        spread = float(np.ptp(logits, axis=0).max()) if len(logits) > 1 else 1.0
+        if acc < 0.2 and spread <= 1e-6 * (1.0 + float(np.abs(logits).max())):
+            hint = (f"the model gives exactly the same outputs for every image (it always says "
+                    f"{int(logits[0].argmax())}): the net died, every ReLU is off, which is what a "
+                    "learning rate far too large does; try Adam with lr=1e-3 to 3e-3")
+        elif acc < 0.2:
+            hint = ("no better than guessing: did the training run on the returned model? (an "
+                    "untrained model, or lr=0, gives ~10%)")
         else:
             hint = ("train longer or better: more epochs, Adam(model.parameters(), lr=1e-3 to 3e-3), "
                     "batches of 32-64 (5 epochs on the sample take a few seconds)")
@@ -907,7 +913,7 @@ def check_training_function(train: Callable, X, y, *, subset: int = 64, seed: in
     idx = rng.choice(len(X), size=min(subset, len(X)), replace=False)
     Xs, ys = X[idx], y[idx]
     rest = np.setdiff1d(np.arange(len(X)), idx)[:32]
-    header = f"{name}: trained on {len(idx)} images (seed={seed})"
+    header = f"{name}: trained on {len(idx)} images"
     result = _call(train, (Xs, ys, X[rest], y[rest], np.random.default_rng(seed)), name, header, blocked=False)
     model = result[0] if isinstance(result, tuple) and result else result
     if model is None or not hasattr(model, "forward"):

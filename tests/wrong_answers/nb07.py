@@ -13,7 +13,7 @@ _LENET_TAIL = """
 """
 
 WRONG = {
-    1: [  # build_lenet(seed): the region follows `rng = np.random.default_rng(seed)`
+    1: [  # build_lenet(init): the region follows `rng = np.random.default_rng(init)`
         WrongAnswer(
             "padding 2 on the 32x32 input",
             """
@@ -349,7 +349,8 @@ WRONG = {
             history = fit(trained, Adam(trained.parameters(), lr=2e-3), X, y, epochs=5, batch_size=32,
                           validation_data=(X_val, y_val), rng=rng)
             """,
-            hint="no better than guessing",
+            hint="did the training run on the returned model",
+            not_hint=("far too large", "the net died"),
         ),
         WrongAnswer(
             "learning rate far too large",
@@ -358,7 +359,8 @@ WRONG = {
             history = fit(model, Adam(model.parameters(), lr=0.5), X, y, epochs=2, batch_size=32,
                           validation_data=(X_val, y_val), rng=rng)
             """,
-            hint="learning rate",
+            hint="a learning rate far too large",
+            not_hint=("no better than guessing",),
         ),
     ],
 }
