@@ -311,8 +311,10 @@ def visible_fingerprints(source: NotebookNode) -> dict[str, set[str]]:
                 if callable(ns.get(name)) and not getattr(ns[name], "_records", False):
                     ns[name] = recorder(name, ns[name])
             visible = cell.source.split(BEGIN_HIDDEN)[0]
+            # in the solution cells' own namespace: `grading.substitute(globals(), ...)` must
+            # reach the functions' globals, as it does in the notebook
             with contextlib.redirect_stdout(io.StringIO()):
-                exec(visible, dict(ns))
+                exec(visible, ns)
     return seen
 
 

@@ -207,3 +207,12 @@ def test_a_graders_arrays_changed_in_place_stay_the_same_arrays(link):
         for p, a, b in zip(params, arrays, before):
             assert (p.data is a) is expect_same, name
             assert np.allclose(p.data, value(b)), name
+
+
+def test_a_random_generator_crosses_by_value_and_comes_back_consumed(link):
+    """A test cell's rng handed to the learner's code (07's training epoch shuffles with it):
+    the learner draws from the same stream, and the grader's generator has moved on as far."""
+    run(link, SETUP + "def shuffle(n, rng):\n    return rng.permutation(n)\n")
+    rng, twin = np.random.default_rng(7), np.random.default_rng(7)
+    assert np.array_equal(get(link, "shuffle")(10, rng), twin.permutation(10))
+    assert rng.integers(1 << 30) == twin.integers(1 << 30)

@@ -454,7 +454,7 @@ class WorkerLink:
             value = self.codec.decode(reply.get("value"), rblobs)
             after = reply.get("args_after") or []
             for original, new in zip(args, after if isinstance(after, list) else []):
-                if new is not None and isinstance(original, (np.ndarray, list, dict)):
+                if new is not None and isinstance(original, W.CHANGEABLE):
                     _apply_back(original, self.codec.decode(new, rblobs))
             # arrays of the grader's objects that the learner's code changed in place
             for item in reply.get("attrs_after") or []:
@@ -474,7 +474,10 @@ class WorkerLink:
 
 def _apply_back(original: Any, new: Any) -> None:
     """Make ``original`` (the judge's argument) look as the learner's call left it."""
-    if isinstance(original, np.ndarray):
+    if isinstance(original, np.random.Generator):
+        if isinstance(new, np.random.Generator) and type(new.bit_generator) is type(original.bit_generator):
+            original.bit_generator.state = new.bit_generator.state  # what the learner's code drew
+    elif isinstance(original, np.ndarray):
         if isinstance(new, np.ndarray) and new.shape == original.shape and original.flags.writeable:
             try:
                 np.copyto(original, new, casting="unsafe")
@@ -483,7 +486,7 @@ def _apply_back(original: Any, new: Any) -> None:
     elif isinstance(original, list) and isinstance(new, list):
         if len(original) == len(new):
             for i, (o, n) in enumerate(zip(original, new)):
-                if isinstance(o, (np.ndarray, list, dict)):
+                if isinstance(o, W.CHANGEABLE):
                     _apply_back(o, n)
                 elif type(o) is not type(n) or o != n:
                     original[i] = n
@@ -494,7 +497,7 @@ def _apply_back(original: Any, new: Any) -> None:
             if k not in new:
                 del original[k]
         for k, n in new.items():
-            if k in original and isinstance(original[k], (np.ndarray, list, dict)):
+            if k in original and isinstance(original[k], W.CHANGEABLE):
                 _apply_back(original[k], n)
             else:
                 original[k] = n

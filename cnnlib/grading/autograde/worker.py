@@ -119,6 +119,10 @@ class Codec:
                             self.encode(value.step, blobs, depth + 1)]}
         if value is Ellipsis:
             return {"$e": 1}
+        if type(value) is np.random.Generator and type(value.bit_generator).__name__ in _BIT_GENERATORS:
+            # by value: its state is plain data; the state after a call goes back (it was consumed)
+            return {"$rng": [type(value.bit_generator).__name__,
+                             self.encode(value.bit_generator.state, blobs, depth + 1)]}
         return self.export(value)
 
     @staticmethod
@@ -182,11 +186,29 @@ class Codec:
             return slice(*parts)
         if "$e" in tree:
             return Ellipsis
+        if "$rng" in tree:
+            name, state = _list(tree["$rng"]) if len(_list(tree["$rng"])) == 2 else (None, None)
+            if name not in _BIT_GENERATORS:
+                raise ProtocolError("unknown random generator")
+            bit_generator = getattr(np.random, name)()
+            try:
+                bit_generator.state = self.decode(state, blobs, depth + 1)
+            except (TypeError, ValueError, KeyError, OverflowError) as exc:
+                raise ProtocolError(f"bad random generator state ({exc})") from None
+            return np.random.Generator(bit_generator)
         if "$back" in tree:  # one of our own objects, coming back by its handle
             return self.resolve(tree)
         if "$ref" in tree:  # an object of the sender's, used through a proxy
             return self.proxy(tree)
         raise ProtocolError("unknown value tag")
+
+
+#: numpy bit generators whose Generator crosses by value (its state), as a test cell's `rng`
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+#: argument types whose in-place changes (values, a generator's state) go back after a call
+CHANGEABLE = (np.ndarray, list, dict, np.random.Generator)
 
 
 def _list(value: Any) -> list:
@@ -469,7 +491,7 @@ class Worker:
         # arguments the function may have changed in place go back, so the judge sees it
         after = []
         for a in args:
-            after.append(self._encode_quietly(a, out) if isinstance(a, (np.ndarray, list, dict)) else None)
+            after.append(self._encode_quietly(a, out) if isinstance(a, CHANGEABLE) else None)
         reply["args_after"] = after
         changed = [[key, name, self._encode_quietly(a, out)] for (key, name), (a, snap) in self.fetched.items()
                    if a.shape != snap.shape or not np.array_equal(a, snap, equal_nan=a.dtype.kind in "fc")]
