@@ -216,3 +216,15 @@ def test_a_random_generator_crosses_by_value_and_comes_back_consumed(link):
     rng, twin = np.random.default_rng(7), np.random.default_rng(7)
     assert np.array_equal(get(link, "shuffle")(10, rng), twin.permutation(10))
     assert rng.integers(1 << 30) == twin.integers(1 << 30)
+
+
+def test_the_exercises_shortcut_rule_reaches_the_worker(link):
+    """Library shortcuts are refused in the worker too, unless the check allows them (01's
+    per-channel filtering asks for scipy.signal.convolve2d)."""
+    run(link, SETUP + "import scipy.signal\n"
+              "def filt(image, kernel):\n    return scipy.signal.correlate2d(image, kernel, 'valid')\n")
+    case = [{"image": np.arange(12.0).reshape(3, 4), "kernel": np.ones((2, 2))}]
+    reference = lambda image, kernel: grading.conv2d_hw(image, kernel)  # noqa: E731
+    with pytest.raises(grading.GradingFailure, match="scipy.signal.correlate2d"):
+        grading.check_function(get(link, "filt"), reference, case, name="filt", quiet=True)
+    grading.check_function(get(link, "filt"), reference, case, name="filt", shortcuts=True, quiet=True)

@@ -444,6 +444,7 @@ class WorkerLink:
 
         blobs: list = []
         header = {"op": "call", "h": key, "guard": guard.current(),
+                  "shortcuts": guard.current() is not None and not guard.shortcuts_blocked(),
                   "args": self.codec.encode(list(args), blobs),
                   "kwargs": self.codec.encode(dict(kwargs), blobs)}
         try:
