@@ -9,6 +9,7 @@
     sandbox   the sandboxed kernel: launcher (``python -m cnnlib.grading.autograde.sandbox``),
               its kernel manager, per-learner folders, uids, rlimits and namespaces
     cli       the ``cnn-grade`` command: autograde a whole class, export grades, feedback
+    notes     the grading notes (why a submission lost points) all of them record
 
 These modules run learners' notebooks; the checks in :mod:`cnnlib.grading` run in the test cells
 (in the learner's kernel while they work, in the judge when a class is graded).

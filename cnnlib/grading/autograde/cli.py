@@ -213,7 +213,7 @@ def collect_scores_and_reasons(cfg, assignment: str, outcomes: list[Outcome]) ->
     import nbformat
     from nbgrader.api import MissingEntry
 
-    from cnnlib.grading.autograde.plugins import notes_of
+    from cnnlib.grading.autograde.notes import notes_of
 
     api = _api(cfg)
     with api.gradebook as gb:

@@ -49,8 +49,8 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from traitlets import Bool, Integer
 
 from cnnlib.grading.autograde import worker as W
+from cnnlib.grading.autograde.notes import META, add_note
 
-META = "cnnlib_grading"
 SUBSTITUTE_HOOK = "__cnnlib_substitute_remote__"  # read by cnnlib.grading.references.substitute
 _CELL_NAME = re.compile(r"<[\w .:-]{1,100}>")
 
@@ -809,18 +809,6 @@ def _failure_output(exc: BaseException):
         message += " (did its solution cell run without errors, above this test?)"
     lines.append(f"\x1b[0;31m{name}\x1b[0m: {message}")
     return new_output("error", ename=name, evalue=message, traceback=lines)
-
-
-def add_note(nb, kind: str, message: str, log=None, cell: str | None = None) -> None:
-    meta = nb.metadata.setdefault(META, {})
-    notes = meta.setdefault("notes", [])
-    note = {"kind": kind, "message": message}
-    if cell:
-        note["cell"] = cell
-    if note not in notes:
-        notes.append(note)
-    if log is not None:
-        log.warning("%s: %s", kind, message)
 
 
 # --------------------------------------------------------------------------------------------

@@ -61,32 +61,15 @@ from nbgrader.preprocessors import (
 from traitlets import Bool, Integer, List, Unicode, default
 
 from cnnlib.grading.conventions import split_hidden_tests
+from cnnlib.grading.autograde.notes import META, add_note, notes_of
 from cnnlib.grading.autograde.sandbox import (DEFAULT_DISK_MB, DEFAULT_UID_RANGE, Sandbox, SandboxKernelManager,
                                               ensure_private)
 
-META = "cnnlib_grading"  # notebook metadata key holding this module's notes
 _WARNED: dict[str, bool] = {}
 
 
 # --------------------------------------------------------------------------------------------
-# notes: why a submission lost points, in words a human can read
-
-
-def add_note(nb: NotebookNode, kind: str, message: str, log=None, cell: str | None = None) -> None:
-    """Record a grading note on the notebook (and log it as a warning)."""
-    meta = nb.metadata.setdefault(META, {})
-    notes = meta.setdefault("notes", [])
-    note = {"kind": kind, "message": message}
-    if cell:
-        note["cell"] = cell
-    if note not in notes:
-        notes.append(note)
-    if log is not None:
-        log.warning("%s: %s", kind, message)
-
-
-def notes_of(nb: NotebookNode) -> list[dict]:
-    return list(nb.metadata.get(META, {}).get("notes", []))
+# outputs and folders of the grading run
 
 
 def _error_output(ename: str, message: str) -> NotebookNode:
