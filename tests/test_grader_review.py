@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -120,3 +121,20 @@ def test_files_handed_in_beside_the_notebook_do_not_run_in_the_kernel(tmp_path):
     assert "FAKE" not in out and "STARTUP" not in out, out
     assert "CWD ON PATH False" in out, out
     assert "CNNLIB " in out and "/cnnlib/__init__.py" in out, out
+
+
+def test_the_kernels_python_paths_include_the_folder_holding_cnnlib():
+    """A clone in a 0700 folder: the sandbox must expose the folder that holds the cnnlib package
+    (an editable install's checkout), or the kernel and the judge's worker cannot import it.
+    Asked as `nbgrader autograde` would (a console script: the checkout is not on sys.path)."""
+    import json
+    import subprocess
+
+    import cnnlib
+
+    code = ("import json; from cnnlib.grading.autograde.sandbox import python_runtime_paths; "
+            "print(json.dumps(python_runtime_paths()))")
+    out = subprocess.run([sys.executable, "-I", "-c", code], cwd="/", capture_output=True, text=True, check=True)
+    paths = json.loads(out.stdout)
+    holder = os.path.realpath(os.path.dirname(os.path.dirname(cnnlib.__file__)))
+    assert any(holder == p or holder.startswith(p.rstrip(os.sep) + os.sep) for p in paths), (holder, paths)

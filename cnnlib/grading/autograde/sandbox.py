@@ -792,6 +792,9 @@ def world_writable_places(depth: int = 3) -> list[str]:
     return list(kept)
 
 
+_CNNLIB_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def python_runtime_paths() -> list[str]:
     """Folders the kernel's Python needs: its prefixes, sys.path, and cnnlib itself.
 
@@ -801,7 +804,9 @@ def python_runtime_paths() -> list[str]:
     candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                   os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
     candidates.update(p for p in sys.path if p)
-    candidates.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # cnnlib's parent
+    # the folder holding the cnnlib package (an editable install's checkout): this file is
+    # cnnlib/grading/autograde/sandbox.py
+    candidates.add(os.path.dirname(_CNNLIB_PACKAGE))
     real = sorted({os.path.realpath(p) for p in candidates if os.path.isdir(p)})
     # keep only the outermost of nested folders
     kept: list[str] = []
