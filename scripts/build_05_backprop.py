@@ -481,8 +481,8 @@ relu_mistakes = grading.relu_backward_mistakes()
 grading.check_function(relu_backward, reference, [
     {"dout": np.array([1., 2., 3., 4., 5.]), "x": np.array([-2., -0.5, 0., 0.5, 2.])},
     {"dout": np.array([[-1., 2.], [3., -4.]]), "x": np.array([[1., 0.], [-3., 2.]])},        # negative dout passes too
-] + grading.with_dout(grading.relu_cases(4, seed=53), F.relu_forward, seed=53), mistakes=relu_mistakes)
-grading.check_gradients(relu_backward, F.relu_forward, grading.relu_cases(3, seed=533, kinks=False), wrt=["x"])
+] + grading.with_dout(grading.relu_cases(4, 53), F.relu_forward, 53), mistakes=relu_mistakes)
+grading.check_gradients(relu_backward, F.relu_forward, grading.relu_cases(3, 533, kinks=False), wrt=["x"])
 ### BEGIN HIDDEN TESTS
 grading.check_function(relu_backward, reference,
                        grading.with_dout(grading.relu_cases(20, seed=50301), F.relu_forward, seed=50301),
@@ -542,9 +542,9 @@ lin_mistakes = grading.linear_backward_mistakes()
 grading.check_function(linear_backward, reference, [
     {"dout": np.array([[1., 0.], [0., 2.]]), "x": np.array([[1., 2., 3.], [0., -1., 2.]]),
      "w": np.array([[1., 0.], [0., 1.], [1., -1.]]), "b": np.array([0.5, -0.5])},        # the example above
-] + grading.with_dout(grading.linear_backward_cases(6, seed=54), F.linear_forward, seed=54),
+] + grading.with_dout(grading.linear_backward_cases(6, 54), F.linear_forward, 54),
     outputs=("dx", "dw", "db"), mistakes=lin_mistakes)
-grading.check_gradients(linear_backward, F.linear_forward, grading.linear_backward_cases(3, seed=544),
+grading.check_gradients(linear_backward, F.linear_forward, grading.linear_backward_cases(3, 544),
                         wrt=["x", "w", "b"])
 ### BEGIN HIDDEN TESTS
 grading.check_function(linear_backward, reference,
@@ -717,7 +717,7 @@ visible_cases = [
     {"x": rng.standard_normal((1, 2, 5, 6)), "w": rng.standard_normal((1, 2, 2, 3)),
      "b": rng.standard_normal(1), "stride": 1, "padding": 0},                                  # non-square kernel
 ]
-visible_backward = grading.with_dout(visible_cases, F.conv2d_forward, seed=55)
+visible_backward = grading.with_dout(visible_cases, F.conv2d_forward, 55)
 visible_backward[0]["dout"] = np.array([[[[1., 2.], [3., 4.]]]])
 grading.check_function(conv_backward_naive, reference, visible_backward, outputs=("dx", "dw", "db"),
                        mistakes=conv_back_mistakes)

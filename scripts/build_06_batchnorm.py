@@ -516,7 +516,7 @@ grading.check_function(batchnorm_backward, grading.bn_backward_reference, visibl
 def backward_of_bn_output(dout, x, gamma, beta, eps):
     return batchnorm_backward(dout, x, gamma, eps)    # beta does not enter the gradients
 
-grading.check_gradients(backward_of_bn_output, grading.bn_output, grading.with_beta(visible, seed=64),
+grading.check_gradients(backward_of_bn_output, grading.bn_output, grading.with_beta(visible, 64),
                         wrt=["x", "gamma", "beta"], name="batchnorm_backward")
 ### BEGIN HIDDEN TESTS
 grading.check_function(batchnorm_backward, grading.bn_backward_reference, grading.bn_backward_cases(20, seed=60401),

@@ -531,7 +531,7 @@ grading.check_function(evaluate_predictions, grading.evaluation_reference, [
                          [0.5, 0.4, 0.3], [0.0, 2.2, 1.0], [0.1, 0.2, 0.9]]),
      "y": np.array([0, 0, 1, 1, 1, 2]), "num_classes": 3},                         # the example above
     {"logits": np.eye(4)[[3, 1, 1, 0, 2]] + 0.1, "y": np.array([3, 1, 2, 0, 0]), "num_classes": 4},
-] + grading.classifier_cases(4, seed=74, kind="evaluation"),
+] + grading.classifier_cases(4, 74, kind="evaluation"),
     outputs=("accuracy", "confusion matrix"), mistakes=grading.evaluation_mistakes(), exact_dtype=True)
 ### BEGIN HIDDEN TESTS
 grading.check_function(evaluate_predictions, grading.evaluation_reference,
@@ -571,7 +571,7 @@ grading.check_function(most_confident_mistakes, grading.confident_mistakes_refer
     {"probs": np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]]), "y": np.array([1, 1, 0, 1]), "k": 5},
     {"probs": np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.3, 0.2]]), "y": np.array([1, 0, 0]), "k": 1},
     {"probs": np.array([[0.9, 0.1], [0.2, 0.8]]), "y": np.array([0, 1]), "k": 3},            # no mistakes
-] + grading.classifier_cases(4, seed=75, kind="confident"), mistakes=grading.confident_mistakes_mistakes())
+] + grading.classifier_cases(4, 75, kind="confident"), mistakes=grading.confident_mistakes_mistakes())
 ### BEGIN HIDDEN TESTS
 grading.check_function(most_confident_mistakes, grading.confident_mistakes_reference,
                        grading.classifier_cases(20, seed=70501, kind="confident"),
@@ -619,7 +619,7 @@ def train_lenet(X, y, X_val, y_val, rng):
 final_model = final_history = None      # the trained model and its history (None if training fails)
 final_model, final_history = train_lenet(X_train, y_train, X_test, y_test, np.random.default_rng(0))
 ''', tests='''
-grading.check_training_function(train_lenet, X_train, y_train, subset=64, seed=0)
+grading.check_training_function(train_lenet, X_train, y_train, subset=64)
 grading.check_trained_model(final_model, X_test, y_test, at_least=0.95)
 ### BEGIN HIDDEN TESTS
 grading.check_training_function(train_lenet, X_train, y_train, subset=512, seed=70601, min_accuracy=0.2)

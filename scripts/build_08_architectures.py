@@ -837,7 +837,7 @@ with grading.substitute(globals(), **stand_ins):
          "w2": 0.3 * rng.standard_normal((3, 3, 3, 3))},
     ]
     grading.check_function(residual_backward, grading.residual_backward_reference,
-                           grading.with_dout(visible, grading.residual_forward_reference, seed=85),
+                           grading.with_dout(visible, grading.residual_forward_reference, 85),
                            outputs=("dx", "dw1", "dw2"), mistakes=backward_mistakes)
     grading.check_gradients(residual_backward, grading.residual_forward_reference, [visible[0], visible[2]],
                             wrt=["x", "w1", "w2"])

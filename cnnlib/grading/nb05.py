@@ -331,7 +331,7 @@ def softmax_ce_mistakes() -> list[Mistake]:
 # 5.3 ReLU backward
 
 
-def relu_cases(n: int, *, seed: int, kinks: bool = True, max_size: int = 6) -> list[dict]:
+def relu_cases(n: int, seed: int, *, kinks: bool = True, max_size: int = 6) -> list[dict]:
     """Cases ``{"x"}`` for ReLU: random shapes (1-D to 4-D), values on both sides of zero.
 
     With ``kinks=True`` some entries are exactly 0 (ReLU's kink: the gradient there is 0 by
@@ -407,7 +407,7 @@ def relu_backward_mistakes() -> list[Mistake]:
 # 5.4 linear backward
 
 
-def linear_backward_cases(n: int, *, seed: int, max_features: int = 7) -> list[dict]:
+def linear_backward_cases(n: int, seed: int, *, max_features: int = 7) -> list[dict]:
     """Forward cases ``{"x" (N, D), "w" (D, M), "b" (M,)}`` for the linear layer's backward.
 
     N = 1 and D = 1 occur, and every third case is square (D = M, and then N = M too), where a

@@ -525,7 +525,7 @@ def bn_backward_cases(n: int, *, seed: int) -> list[dict]:
             for c in bn_train_cases(n, seed=seed)]
 
 
-def with_beta(cases, *, seed: int) -> list[dict]:
+def with_beta(cases, seed: int) -> list[dict]:
     """Cases ``{"x", "gamma", "beta", "eps"}`` of :func:`bn_output` (a random beta; a ``dout``
     is dropped) from backward cases, for ``check_gradients(..., wrt=["x", "gamma", "beta"])``."""
     rng = np.random.default_rng(seed)

@@ -668,7 +668,7 @@ def confusion_reference(y_true, y_pred, num_classes) -> np.ndarray:
     return m
 
 
-def classifier_cases(n: int, *, seed: int, kind: str = "accuracy") -> list[dict]:
+def classifier_cases(n: int, seed: int, *, kind: str = "accuracy") -> list[dict]:
     """Random cases: ``kind="accuracy"`` gives ``{logits, y}``, ``"evaluation"`` gives ``{logits,
     y, num_classes}``, ``"confusion"`` gives
     ``{y_true, y_pred, num_classes}``, ``"confident"`` gives ``{probs, y, k}`` (no ties)."""
