@@ -228,3 +228,16 @@ def test_the_exercises_shortcut_rule_reaches_the_worker(link):
     with pytest.raises(grading.GradingFailure, match="scipy.signal.correlate2d"):
         grading.check_function(get(link, "filt"), reference, case, name="filt", quiet=True)
     grading.check_function(get(link, "filt"), reference, case, name="filt", shortcuts=True, quiet=True)
+
+
+def test_a_call_that_raised_leaves_nothing_for_the_next_call_to_write_back(link):
+    from cnnlib import layers
+
+    run(link, SETUP + "def half_then_fail(params):\n    params[0].data[...] = 9.0\n    raise ValueError('stop')\n"
+              "def nothing(params):\n    return None\n")
+    params = list(layers.Linear(3, 2).parameters())
+    before = params[0].data.copy()
+    with pytest.raises(ValueError):
+        get(link, "half_then_fail")(params)
+    get(link, "nothing")(params)
+    assert np.array_equal(params[0].data, before)

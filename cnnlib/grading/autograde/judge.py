@@ -442,6 +442,7 @@ class WorkerLink:
         __tracebackhide__ = True
         from cnnlib.grading import guard
 
+        self.fetched.clear()
         blobs: list = []
         header = {"op": "call", "h": key, "guard": guard.current(),
                   "shortcuts": guard.current() is not None and not guard.shortcuts_blocked(),
@@ -466,7 +467,6 @@ class WorkerLink:
                 target = self.judge_objects.get(obj_key) if isinstance(obj_key, str) else None
                 if current is not None and target is not None and getattr(target, name, None) is current:
                     _apply_back(current, self.codec.decode(new, rblobs))
-            self.fetched.clear()
         except W.ProtocolError as exc:
             self.stop()
             raise WorkerLost("died", f"the process running your code sent something invalid ({exc})") from None

@@ -478,6 +478,7 @@ class Worker:
         kwargs = self.codec.decode(message.get("kwargs", {"$d": []}), blobs)
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise ProtocolError("bad call")
+        self.fetched.clear()  # what an earlier call (perhaps one that raised) read is not this call's
         exercise = message.get("guard")
         if isinstance(exercise, str):
             from cnnlib.grading import guard
