@@ -307,6 +307,36 @@ class _Phases:
         return dx
 
 
+def _col2im(dcols, g, dtype) -> np.ndarray:
+    """The adjoint of _im2col: sum ``dcols`` (C, KH, KW, N*L) back into a phase image (workspace).
+
+    With a stride: one strided addition per kernel offset. With stride 1, in two stages, so
+    that most additions run over long contiguous rows (a strided addition of short rows costs
+    several times more per number): first the kernel columns, as the offsets (i, j) of one
+    kernel row differ only by a shift of j along the flat (image, output row, column) axis:
+    ``rows[c, i]`` is the sum over j of ``dcols[c, i, j]`` shifted by j. A shift moves the last
+    columns of one output row onto the first ones of the next, but those are junk columns, zero
+    in dcols (dout is zero there). Then one strided addition per kernel row i, of whole image
+    rows from row i on: KH of them instead of KH*KW.
+    """
+    C, KH, KW, NL = dcols.shape
+    img = _workspace.get("phase", g.size, dtype)
+    img.fill(0)
+    A, B, Wr, L = g.A, g.B, g.Wr, NL // g.B
+    if g.stride != (1, 1) or KW == 1:  # one or two offsets per column phase: staging saves nothing
+        for i, j, a, b, off in g.offsets():
+            g.block(img, a, b, off).reshape(A, B, g.Hr * Wr)[:, :, :L] += dcols[:, i, j].reshape(A, B, L)
+        return img
+    rows = _workspace.get("col2im_rows", (C, KH, NL + KW - 1), dtype)
+    rows[:, :, :NL] = dcols[:, :, 0]
+    rows[:, :, NL:] = 0
+    for j in range(1, KW):
+        rows[:, :, j : j + NL] += dcols[:, :, j]
+    for i in range(KH):
+        g.block(img, 0, 0, i * Wr).reshape(A, B, g.Hr * Wr)[:, :, :L] += rows[:, i, :NL].reshape(A, B, L)
+    return img
+
+
 @functools.lru_cache(maxsize=256)
 def _phases(shape, kh, kw, sh, sw, ph, pw, Ho, Wo, channel_major) -> _Phases:
     """A shared _Phases for this geometry (they are read-only; building one costs Python time)."""
@@ -825,12 +855,7 @@ def conv2d_backward(dout, cache, *, need_dx=True):
     else:  # GEMM, then col2im: one strided add per kernel offset
         dcols = cols if (c["cols"] is None and cols is not None) else _workspace.get("cols", (C * KH * KW, N * L), x.dtype)
         np.matmul(w.reshape(F, C * KH * KW).T, dt, out=dcols)
-        dcols = dcols.reshape(C, KH, KW, N, Ho * g.Wr)
-        img = _workspace.get("phase", g.size, x.dtype)
-        img.fill(0)
-        for i, j, a, b, off in g.offsets():
-            g.block(img, a, b, off).reshape(C, N, g.Hr * g.Wr)[:, :, : Ho * g.Wr] += dcols[:, i, j]
-        dx = g.merge(img, x.dtype)
+        dx = g.merge(_col2im(dcols.reshape(C, KH, KW, N * L), g, x.dtype), x.dtype)
     return dx, dw, db
 
 
