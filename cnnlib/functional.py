@@ -477,18 +477,27 @@ def _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding) -> bool:
 # float32. The backward pass runs in the same transformed domain (the gradient of that exact
 # computation): dU = dM @ V^T gives dw, dV = U^T @ dM gives the input tiles' gradients, which
 # overlap-add back into dx.
+#
+# It is not chosen by default: measured forward + backward against the im2col route, A/B
+# interleaved on this course's 2-core machine (numpy 2.4 + OpenBLAS 0.3.31), Winograd was slower
+# on every shape tried: 32x64x32x32 -> 64 1.43x (148 vs 104 ms), 32x32x16x16 -> 32 1.6x, 128x16x14x14
+# -> 32 1.8x, 16x64x56x56, 8x256x14x14, 32x128x8x8 and 64x16x28x28 1.1-1.6x, chunked or not:
+# its transforms read and write 4x the input several times, and that memory traffic cost more
+# than the GEMM time they save. Set _CONV_ALGO = "winograd" to use it (e.g. on a machine with
+# more memory bandwidth per core); it matches the direct route to round-off either way.
 
 _CONV_ALGO = "auto"  # "auto", or force "winograd" / "im2col" / "chunked" (the tests check each)
+_WINOGRAD_BY_DEFAULT = False  # "auto" takes Winograd for 3x3 stride-1 convs with >= 16 channels and filters
 
 
 def _use_winograd(x_shape, w_shape, stride) -> bool:
-    """3x3, stride 1, and enough channels and filters that the GEMMs dominate the transforms."""
+    """Forced, or (with _WINOGRAD_BY_DEFAULT) 3x3, stride 1, >= 16 channels and filters."""
     (N, C, H, W), (F, _, KH, KW) = x_shape, w_shape
     if (KH, KW) != (3, 3) or tuple(stride) != (1, 1):
         return False
     if _CONV_ALGO != "auto":
         return _CONV_ALGO == "winograd"
-    return C >= 16 and F >= 16
+    return _WINOGRAD_BY_DEFAULT and C >= 16 and F >= 16
 
 
 def _wino_filter(w):
