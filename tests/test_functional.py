@@ -119,7 +119,8 @@ def assert_gradients_ok(forward, backward, inputs, kwargs=None, wrt=None):
 @pytest.mark.parametrize("keep_cols", [True, False], ids=["cols-kept", "cols-recomputed"])
 @pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
 def test_conv_matches_naive_loops(case, keep_cols, strategy, monkeypatch):
-    """Both ways of computing dx, with im2col columns kept by the forward pass or recomputed."""
+    """The im2col route, both ways of computing dx, with the columns kept by the forward pass or recomputed."""
+    monkeypatch.setattr(F, "_CONV_ALGO", "im2col")
     monkeypatch.setattr(F, "_DX_STRATEGY", strategy)
     monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep_cols else 0)
     x, w, b = conv_arrays(case)
@@ -537,11 +538,12 @@ def test_winograd_float32_agrees_with_direct_to_round_off(case, monkeypatch):
 def test_winograd_is_not_the_default_route():
     """It measured slower than im2col on every shape tried here (functional.py says where)."""
     w = np.zeros((32, 32, 3, 3), np.float32)
-    assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), w, None, 1, 1)[1]["algo"] == "im2col"
+    assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), w, None, 1, 1)[1]["algo"] != "winograd"
 
 
 def test_winograd_is_chosen_by_shape_only_where_it_applies(monkeypatch):
     monkeypatch.setattr(F, "_WINOGRAD_BY_DEFAULT", True)
+    monkeypatch.setattr(F, "_use_rows", lambda *a: False)
     w_big, w_small = np.zeros((32, 32, 3, 3), np.float32), np.zeros((6, 1, 3, 3), np.float32)
     assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), w_big, None, 1, 1)[1]["algo"] == "winograd"
     assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), w_big, None, 2, 1)[1]["algo"] == "im2col"  # stride 2
@@ -573,6 +575,73 @@ def test_chunked_route_matches_naive_loops(case, strategy, monkeypatch):
     for name, g, e in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
         assert_matches(g, e, name)
     assert_matches(F.conv2d_backward(dout, cache, need_dx=False)[1], expected[1], "dw without dx")
+
+
+# ------------------------------------------------------------ the kernel-row route (stride 1)
+
+ROWS_CASES = [c for c in CONV_CASES + [dict(conv_case(seed), stride=1) for seed in range(100, 112)]
+              if F._pair("t", "s", c["stride"], 1) == (1, 1) and c["w"][3] > 1]
+
+
+def test_there_are_enough_kernel_row_cases():
+    assert len(ROWS_CASES) >= 12
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["R-kept", "R-recomputed"])
+@pytest.mark.parametrize("case", ROWS_CASES, ids=case_id)
+def test_rows_route_matches_naive_loops(case, keep, monkeypatch):
+    """float64: the kernel-row route equals the loops (round-off), with or without dx."""
+    monkeypatch.setattr(F, "_CONV_ALGO", "rows")
+    monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep else 0)
+    x, w, b = conv_arrays(case, seed=41)
+    out, cache = F.conv2d_forward(x, w, b, 1, case["padding"])
+    assert cache["algo"] == "rows" and (cache["cols"] is not None) == keep
+    assert_matches(out, naive.conv2d_forward(x, w, b, 1, case["padding"]), "out")
+    dout = np.random.default_rng(42).standard_normal(out.shape)
+    expected = naive.conv2d_backward(dout, x, w, 1, case["padding"])
+    for name, g, e in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
+        assert_matches(g, e, name)
+    dx, dw, _ = F.conv2d_backward(dout, cache, need_dx=False)
+    assert dx is None
+    assert_matches(dw, expected[1], "dw without dx")
+
+
+@pytest.mark.parametrize("case", ROWS_CASES[:8], ids=case_id)
+def test_rows_route_gradients(case, monkeypatch):
+    monkeypatch.setattr(F, "_CONV_ALGO", "rows")
+    x, w, b = conv_arrays(case, seed=43)
+    assert_gradients_ok(F.conv2d_forward, F.conv2d_backward, {"x": x, "w": w, "b": b},
+                        {"stride": 1, "padding": case["padding"]})
+
+
+@pytest.mark.parametrize("shape,wshape,padding", [((64, 6, 14, 14), (16, 6, 5, 5), 0), ((4, 32, 9, 10), (24, 32, 3, 3), 1),
+                                                  ((3, 5, 7, 6), (4, 5, 3, 2), (2, 1))])
+def test_rows_route_float32_agrees_with_im2col_to_round_off(shape, wshape, padding, monkeypatch):
+    """float32 in, float32 out; the two routes differ by float32 round-off only."""
+    rng = np.random.default_rng(44)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (shape, wshape, wshape[:1]))
+    results = {}
+    for algo in ("rows", "im2col"):
+        monkeypatch.setattr(F, "_CONV_ALGO", algo)
+        out, cache = F.conv2d_forward(x, w, b, 1, padding)
+        assert cache["algo"] == algo
+        dout = np.random.default_rng(45).standard_normal(out.shape).astype(np.float32)
+        results[algo] = (out, *F.conv2d_backward(dout, cache))
+        assert all(r.dtype == np.float32 for r in results[algo])
+    for name, r, i in zip(("out", "dx", "dw", "db"), results["rows"], results["im2col"]):
+        tol = 2e-6 * max(1.0, float(np.abs(i).max())) * np.sqrt(np.prod(wshape[1:]) * shape[0])
+        assert float(np.abs(r - i).max()) <= tol, f"{name}: rows vs im2col {np.abs(r - i).max()} > {tol}"
+
+
+def test_rows_route_is_chosen_where_it_moves_fewer_numbers():
+    def algo(x, w, stride=1, padding=0):
+        return F.conv2d_forward(np.zeros(x, np.float32), np.zeros(w, np.float32), None, stride, padding)[1]["algo"]
+
+    assert algo((8, 6, 14, 14), (16, 6, 5, 5)) == "rows"  # LeNet's second layer
+    assert algo((8, 64, 8, 8), (64, 64, 3, 3), padding=1) == "rows"
+    assert algo((8, 3, 8, 8), (32, 3, 3, 3), padding=1) == "im2col"  # RGB input, many filters
+    assert algo((8, 64, 8, 8), (64, 64, 3, 3), stride=2, padding=1) == "im2col"  # stride 2
+    assert algo((8, 64, 8, 8), (64, 64, 1, 1)) == "im2col"  # 1x1
 
 
 def test_chunked_route_is_chosen_for_few_filters_on_a_large_batch():
