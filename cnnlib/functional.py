@@ -535,8 +535,8 @@ def _conv_rows_backward(dout, x, w, padding, R, need_dx):
         dY[j, :, j : j + NL] = dY[0, :, :NL]
         dY[j, :, j + NL :] = 0
     dY2 = dY.reshape(KW * F, rs)
-    dWt = np.matmul(R, dY2.T)  # (C*KH, KW*F); (R @ dY^T) is the faster orientation, as for im2col
-    dw = np.ascontiguousarray(dWt.reshape(C, KH, KW, F).transpose(3, 0, 1, 2))
+    dWp = np.matmul(dY2, R.T)  # (KW*F, C*KH): 0.76x the time of R @ dY^T for LeNet's 2nd layer, same for large ones
+    dw = np.ascontiguousarray(dWp.reshape(KW, F, C, KH).transpose(1, 2, 3, 0))
     if not need_dx:
         return None, dw
     dR = _workspace.get("rows_dr", (C, KH, rs), x.dtype)
