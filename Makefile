@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 ASSIGNMENTS := $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lab release bench bench-ops bench-train bench-epoch bench-notebooks grade clean
+.PHONY: help setup test lab release bench bench-ops bench-routes bench-train bench-epoch bench-notebooks grade clean
 
 help:
 	@echo "make lab              open the course in JupyterLab"
@@ -44,11 +44,14 @@ release: $(STAMP)
 	  $(BIN)/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; \
 	done
 
-bench: bench-ops bench-train bench-epoch bench-notebooks
+bench: bench-ops bench-routes bench-train bench-epoch bench-notebooks
 
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow a current numpy; unset them for benchmarks only.
 bench-ops: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_ops.py
+
+bench-routes: $(STAMP)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_routes.py
 
 bench-train: $(STAMP)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_train.py --memory

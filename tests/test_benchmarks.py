@@ -1,0 +1,34 @@
+"""The benchmark scripts run (a smoke test on tiny shapes; timings are never asserted here)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import bench_routes  # noqa: E402
+
+
+def test_bench_routes_forces_every_route_and_checks_they_agree(capsys):
+    assert bench_routes.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for route in bench_routes.ROUTES:
+        assert route in out
+    assert "load average" in out and "auto takes" in out
+
+
+def test_bench_routes_refuses_a_route_that_disagrees(monkeypatch):
+    from cnnlib import functional as F
+
+    real = F._conv_rows
+
+    def wrong(x, w, b, padding, Ho, Wo, keep=False):
+        out, R = real(x, w, b, padding, Ho, Wo, keep)
+        return out + 1, R
+
+    monkeypatch.setattr(F, "_conv_rows", wrong)
+    with pytest.raises(RuntimeError, match="rows differs from im2col in out"):
+        bench_routes.bench_shape(*bench_routes.QUICK[0], rounds=1, repeat=1)
