@@ -3,7 +3,8 @@
 ``conv2d_forward`` picks a route by shape (``cnnlib.functional``): im2col + one GEMM, the
 kernel-row route (stride 1: im2col over channel x kernel row only), batch chunks of im2col (few
 filters), Winograd F(2x2, 3x3) (not chosen by default). This script forces each route that
-applies to a shape, checks that they agree with each other to float32 round-off, and times them
+applies to a shape (forced, "chunked" takes a third of the batch per chunk; "auto" sizes its
+chunks for the cache), checks that they agree with each other to float32 round-off, and times them
 block-wise, interleaved round by round (``timing.py``), so the choice the library makes can be
 re-checked on another machine. It prints the route ``auto`` takes and each route's time
 relative to im2col; the load average before and after (times on a busy machine say little).
@@ -73,11 +74,11 @@ def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
     b = np.zeros(wshape[0], np.float32)
     out = F.conv2d_forward(x, w, b, stride, padding)[0]
     dout = rng.standard_normal(out.shape, dtype=np.float32)
-    routes = [r for r in ROUTES if applicable(r, wshape, stride)]
+    routes = ["auto"] + [r for r in ROUTES if applicable(r, wshape, stride)]
     reference, _ = run_route("im2col", x, w, b, dout, stride, padding)
     for r in routes:
         got, taken = run_route(r, x, w, b, dout, stride, padding)
-        if taken != r:
+        if r != "auto" and taken != r:
             raise RuntimeError(f"{label}: forcing route {r!r} took {taken!r}")
         for name, g, e in zip(("out", "dx", "dw", "db"), got, reference):
             err = float(np.abs(g - e).max()) / max(1.0, float(np.abs(e).max()))
@@ -86,7 +87,7 @@ def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
     times = time_blocks({r: (lambda r=r: run_route(r, x, w, b, dout, stride, padding)) for r in routes},
                         rounds=rounds, repeat=repeat)
     base = times["im2col"]
-    cells = [f"{times[r] * 1e3:.2f} ({times[r] / base:.2f}x)" if r in times else "-" for r in ROUTES]
+    cells = [f"{times[r] * 1e3:.2f} ({times[r] / base:.2f}x)" if r in times else "-" for r in ("auto", *ROUTES)]
     return [label, auto_route(x, w, b, stride, padding), *cells]
 
 
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     print(f"median of {rounds} rounds x {repeat} calls, each route timed as a block, routes interleaved round by round")
     print(f"{load_average()} before")
     rows = [bench_shape(*s, rounds=rounds, repeat=repeat) for s in shapes]
-    print_table(rows, ["shape", "auto takes", *ROUTES])
+    print_table(rows, ["shape", "auto takes", "auto", *ROUTES])
     print(f"{load_average()} after")
     return 0
 
