@@ -375,13 +375,18 @@ def _conv(x, w, b, stride, padding, Ho, Wo, keep=False):
     cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo, keep)
     prod = _workspace.get("gemm", (F, cols.shape[1]), x.dtype)
     np.matmul(w.reshape(F, cols.shape[0]), cols, out=prod)
-    out = np.empty((N, F, Ho, Wo), x.dtype)
-    res = prod.reshape(F, N, Ho, g.Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
+    return _from_grid(prod, g.Wr, b, np.empty((N, F, Ho, Wo), x.dtype)), cols
+
+
+def _from_grid(flat, Wr, b, out) -> np.ndarray:
+    """Write a GEMM's (F, n*Ho*Wr) result into ``out`` (n, F, Ho, Wo): junk columns dropped, bias added."""
+    n, F, Ho, Wo = out.shape
+    res = flat.reshape(F, n, Ho, Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
     if b is None:
         np.copyto(out, res)
     else:
         np.add(res, b.reshape(F, 1, 1), out=out)
-    return out, cols
+    return out
 
 
 _CHUNK_BYTES = 384 * 2**10  # im2col columns per batch chunk on the chunked route (stays in L2)
@@ -439,11 +444,7 @@ def _conv_chunked(x, w, b, stride, padding, Ho, Wo, nc):
         m = min(nc, N - n0)
         prod = prod_buf[: F * m * L].reshape(F, m * L)
         np.matmul(w2, _cols_chunk(img, g, C, KH, KW, stride, n0, m, x.dtype), out=prod)
-        res = prod.reshape(F, m, Ho, g.Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
-        if b is None:
-            np.copyto(out[n0 : n0 + m], res)
-        else:
-            np.add(res, b.reshape(F, 1, 1), out=out[n0 : n0 + m])
+        _from_grid(prod, g.Wr, b, out[n0 : n0 + m])
     return out
 
 
@@ -507,13 +508,7 @@ def _conv_rows(x, w, b, padding, Ho, Wo, keep=False):
         np.add(Y[0, :, :NL], Y[1, :, 1 : 1 + NL], out=acc)
     for j in range(2, KW):
         acc += Y[j, :, j : j + NL]
-    out = np.empty((N, F, Ho, Wo), x.dtype)
-    res = acc.reshape(F, N, Ho, g.Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
-    if b is None:
-        np.copyto(out, res)
-    else:
-        np.add(res, b.reshape(F, 1, 1), out=out)
-    return out, R
+    return _from_grid(acc, g.Wr, b, np.empty((N, F, Ho, Wo), x.dtype)), R
 
 
 def _conv_rows_backward(dout, x, w, padding, R, need_dx):

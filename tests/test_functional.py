@@ -54,6 +54,9 @@ FIXED_CONV_CASES = [
     dict(x=(2, 5, 6, 7), w=(2, 5, 3, 3), stride=1, padding=1),  # many channels: full-conv dx
 ]
 CONV_CASES = FIXED_CONV_CASES + [conv_case(seed) for seed in range(24)]
+# stride-1 cases with a kernel wider than 1: where the kernel-row route applies
+ROWS_CASES = [c for c in CONV_CASES + [dict(conv_case(seed), stride=1) for seed in range(100, 112)]
+              if F._pair("t", "s", c["stride"], 1) == (1, 1) and c["w"][3] > 1]
 
 
 def case_id(case: dict) -> str:
@@ -551,9 +554,11 @@ def test_winograd_is_chosen_by_shape_only_where_it_applies(monkeypatch):
     assert F.conv2d_forward(np.zeros((2, 32, 8, 8), np.float32), np.zeros((32, 32, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "im2col"
 
 
-@pytest.mark.parametrize("case", WINOGRAD_CASES[:6], ids=case_id)
-def test_winograd_gradients(case, monkeypatch):
-    monkeypatch.setattr(F, "_CONV_ALGO", "winograd")
+@pytest.mark.parametrize("algo,case", [("winograd", c) for c in WINOGRAD_CASES[:6]] + [("rows", c) for c in ROWS_CASES[:8]],
+                         ids=lambda v: v if isinstance(v, str) else case_id(v))
+def test_route_gradients(algo, case, monkeypatch):
+    """Numerical gradients of the Winograd and kernel-row routes, each forced."""
+    monkeypatch.setattr(F, "_CONV_ALGO", algo)
     x, w, b = conv_arrays(case, seed=29)
     assert_gradients_ok(F.conv2d_forward, F.conv2d_backward, {"x": x, "w": w, "b": b},
                         {"stride": 1, "padding": case["padding"]})
@@ -579,8 +584,6 @@ def test_chunked_route_matches_naive_loops(case, strategy, monkeypatch):
 
 # ------------------------------------------------------------ the kernel-row route (stride 1)
 
-ROWS_CASES = [c for c in CONV_CASES + [dict(conv_case(seed), stride=1) for seed in range(100, 112)]
-              if F._pair("t", "s", c["stride"], 1) == (1, 1) and c["w"][3] > 1]
 
 
 def test_there_are_enough_kernel_row_cases():
@@ -604,14 +607,6 @@ def test_rows_route_matches_naive_loops(case, keep, monkeypatch):
     dx, dw, _ = F.conv2d_backward(dout, cache, need_dx=False)
     assert dx is None
     assert_matches(dw, expected[1], "dw without dx")
-
-
-@pytest.mark.parametrize("case", ROWS_CASES[:8], ids=case_id)
-def test_rows_route_gradients(case, monkeypatch):
-    monkeypatch.setattr(F, "_CONV_ALGO", "rows")
-    x, w, b = conv_arrays(case, seed=43)
-    assert_gradients_ok(F.conv2d_forward, F.conv2d_backward, {"x": x, "w": w, "b": b},
-                        {"stride": 1, "padding": case["padding"]})
 
 
 @pytest.mark.parametrize("shape,wshape,padding", [((64, 6, 14, 14), (16, 6, 5, 5), 0), ((4, 32, 9, 10), (24, 32, 3, 3), 1),
