@@ -21,18 +21,21 @@ Conventions shared by every function here:
 How the work is vectorized (no Python loop over N, C or output positions; only over the KH*KW
 kernel offsets): strided windows are read as plain 1-D slices of a "phase image", the input
 split by stride phase (``x[a::s, b::s]``) with the padding built in. Each kernel offset is then
-one long contiguous slice, so im2col is one strided copy per stride phase, col2im KH*KW in-place adds, and max
+one long contiguous slice, so im2col is one strided copy per stride phase, col2im a few in-place adds, and max
 pooling KH*KW ``np.maximum`` calls. A few output columns per row that straddle the row end are
 computed and thrown away. Convolution is im2col + ONE GEMM for the whole batch (columns
 ``(C*KH*KW, N*H_out*W')``, output width innermost, the batch folded into the GEMM); its backward reuses the columns
 kept in the cache when they are small (<= 16 MiB) and recomputes larger ones (rather than hold
 KH*KW copies of x), and for stride 1 with many channels computes ``dx`` as a "full" convolution
-of ``dout`` with the flipped kernel instead of GEMM + col2im. 3x3 stride-1 convolutions with
-many channels and filters (C, F >= 16) take Winograd's F(2x2, 3x3) route instead: 16 batched
-GEMMs on transformed 4x4 tiles, 2.25x fewer multiplications, forward and backward, equal to the
-direct route to round-off (the tests run both on the same cases). With few filters (F <= 8) on a
+of ``dout`` with the flipped kernel instead of GEMM + col2im. Where it moves fewer numbers,
+a stride-1 convolution takes the kernel-row route instead: im2col over (channel, kernel row)
+only, one GEMM with the weights regrouped (KW*F, C*KH), and KW shifted additions (LeNet's second
+layer, 3x3 layers with many channels). With few filters (F <= 8) on a
 large batch the GEMM only streams the columns, so it runs in chunks of a few images whose columns
-stay in L2 (recomputed, not kept, for the backward pass). ``conv2d_backward(..., need_dx=False)``
+stay in L2 (recomputed, not kept, for the backward pass). Winograd's F(2x2, 3x3) (16 batched
+GEMMs on transformed 4x4 tiles) is there but not chosen: its transforms cost more than they saved
+here. Every route equals the others to round-off (the tests run each on the same cases;
+``make bench-routes`` times them against each other). ``conv2d_backward(..., need_dx=False)``
 skips dx (``fit`` does so for a network's first layer). Tiling max pools route dx straight into
 its strided views. Large scratch arrays
 live in a per-thread workspace that is reused between calls (fresh large temporaries cost
