@@ -477,10 +477,10 @@ def _rows_layout(x_shape, KH, KW, padding, Ho, Wo, itemsize):
     return g, NL, rs
 
 
-def _rows_im2col(x, KH, KW, padding, Ho, Wo, keep=False):
+def _rows_im2col(x, KH, layout, keep=False):
     """R (C*KH, rs): row (c, i) holds, per image, the Ho*Wr positions of the phase image from row i on."""
     N, C = x.shape[:2]
-    g, NL, rs = _rows_layout(x.shape, KH, KW, padding, Ho, Wo, x.itemsize)
+    g, NL, rs = layout
     img, it, L = g.split(x, "phase"), x.itemsize, NL // N
     R = np.empty((C, KH, rs), x.dtype) if keep else _workspace.get("rows_r", (C, KH, rs), x.dtype)
     src = np.ndarray((C, KH, N, L), x.dtype, buffer=img[0, 0], offset=0,
@@ -496,22 +496,21 @@ def _rows_weights(w):
     return np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(KW * F, C * KH)
 
 
-def _conv_rows(x, w, b, padding, Ho, Wo, keep=False):
-    """The kernel-row convolution (stride 1): a fresh (N, F, Ho, Wo) array and R."""
+def _conv_rows(x, w, b, padding, Ho, Wo):
+    """The kernel-row convolution (stride 1): a fresh (N, F, Ho, Wo) array, and R for the
+    backward pass when it is small enough to keep (<= _KEEP_COLS_BYTES), else None."""
     N = x.shape[0]
     F, C, KH, KW = w.shape
-    g, NL, rs = _rows_layout(x.shape, KH, KW, padding, Ho, Wo, x.itemsize)
-    R = _rows_im2col(x, KH, KW, padding, Ho, Wo, keep)
+    layout = g, NL, rs = _rows_layout(x.shape, KH, KW, padding, Ho, Wo, x.itemsize)
+    keep = C * KH * rs * x.itemsize <= _KEEP_COLS_BYTES
+    R = _rows_im2col(x, KH, layout, keep)
     Y = _workspace.get("rows_y", (KW, F, rs), x.dtype)
     np.matmul(_rows_weights(w), R, out=Y.reshape(KW * F, rs))
     acc = _workspace.get("rows_acc", (F, NL), x.dtype)
-    if KW == 1:
-        np.copyto(acc, Y[0, :, :NL])
-    else:
-        np.add(Y[0, :, :NL], Y[1, :, 1 : 1 + NL], out=acc)
+    np.add(Y[0, :, :NL], Y[1, :, 1 : 1 + NL], out=acc)  # KW >= 2 on this route
     for j in range(2, KW):
         acc += Y[j, :, j : j + NL]
-    return _from_grid(acc, g.Wr, b, np.empty((N, F, Ho, Wo), x.dtype)), R
+    return _from_grid(acc, g.Wr, b, np.empty((N, F, Ho, Wo), x.dtype)), (R if keep else None)
 
 
 def _conv_rows_backward(dout, x, w, padding, R, need_dx):
@@ -519,9 +518,9 @@ def _conv_rows_backward(dout, x, w, padding, R, need_dx):
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     Ho, Wo = dout.shape[2:]
-    g, NL, rs = _rows_layout(x.shape, KH, KW, padding, Ho, Wo, x.itemsize)
+    layout = g, NL, rs = _rows_layout(x.shape, KH, KW, padding, Ho, Wo, x.itemsize)
     if R is None:
-        R = _rows_im2col(x, KH, KW, padding, Ho, Wo)
+        R = _rows_im2col(x, KH, layout)
     # dY_j = dout shifted by j: dY[0] is dout on the (F, N, Ho, Wr) grid, zero at the junk columns
     dY = _workspace.get("rows_dy", (KW, F, rs), x.dtype)
     d0 = dY[0, :, :NL].reshape(F, N, Ho, g.Wr)
@@ -884,9 +883,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         cache["cols"] = None
         return out, cache
     if _use_rows(x.shape, w.shape, stride):
-        keep = C * w.shape[2] * (N * Ho * (W + 2 * padding[1]) + w.shape[3]) * x.itemsize <= _KEEP_COLS_BYTES
-        out, R = _conv_rows(x, w, b, padding, Ho, Wo, keep)
-        cache["algo"], cache["cols"] = "rows", (R if keep else None)
+        out, R = _conv_rows(x, w, b, padding, Ho, Wo)
+        cache["algo"], cache["cols"] = "rows", R
         return out, cache
     L = Ho * (Wo + (w.shape[3] - 1) // stride[1])
     nc = _chunk_images(C, w.shape[2], w.shape[3], N, L, w.shape[0], x.itemsize)

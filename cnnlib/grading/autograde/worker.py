@@ -187,7 +187,8 @@ class Codec:
         if "$e" in tree:
             return Ellipsis
         if "$rng" in tree:
-            name, state = _list(tree["$rng"]) if len(_list(tree["$rng"])) == 2 else (None, None)
+            parts = _list(tree["$rng"])
+            name, state = parts if len(parts) == 2 else (None, None)
             if name not in _BIT_GENERATORS:
                 raise ProtocolError("unknown random generator")
             bit_generator = getattr(np.random, name)()
