@@ -10,6 +10,10 @@ The load average is printed before and after the table; ratios are printed only 
 mean is the goal); 7-9 are what the later notebooks train: spatial batch norm, linear + ReLU at
 classifier sizes, and a ResNet basic block (two 3x3 Conv2d + BatchNorm2d, identity shortcut),
 the last only once ``cnnlib.layers.Residual`` exists.
+
+For the convolutions, "GEMMs ms" is the part of cnnlib's time spent inside its matrix products
+(timing.gemm_seconds): the rest is the numpy work around them, and "GEMMs/torch" near 1 says the
+products alone take as long as torch's whole forward + backward.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import naive  # noqa: E402  (tests/naive.py: the loop references)
 from timing import (  # noqa: E402
-    geometric_mean, load_1min, load_average, print_table, ratio_verdict, threadpool_info, time_blocks,
-    torch_available,
+    gemm_seconds, geometric_mean, load_1min, load_average, print_table, ratio_verdict, threadpool_info,
+    time_blocks, torch_available,
 )
 
 from cnnlib import functional as F  # noqa: E402
@@ -243,18 +247,28 @@ def main(argv=None):
             row += [t["torch"] * 1e3, ratios[i]]
         else:
             row += ["-", "-"]
+        if kind == "conv":  # the profile: how much of cnnlib's time is the GEMMs themselves
+            gemm = gemm_seconds(ours, F, repeat=args.repeat)
+            row += [f"{gemm * 1e3:.3g} ({gemm / t['cnnlib']:.0%})"]
+            row += [round(gemm / t["torch"], 2) if "torch" in t else "-"]
+        else:
+            row += ["-", "-"]
         rows.append(row)
         print(f"  done {label}", file=sys.stderr, flush=True)
 
     after = load_1min()
     show, verdict = ratio_verdict([before, after], args.force)
-    headers = ["case", "naive ms", "cnnlib ms", "naive/cnnlib", "torch ms", "cnnlib/torch"]
+    headers = ["case", "naive ms", "cnnlib ms", "naive/cnnlib", "torch ms", "cnnlib/torch", "GEMMs ms", "GEMMs/torch"]
+    rows = [r + ["-"] * (len(headers) - len(r)) for r in rows]  # skipped cases
     if not show:
-        rows = [r[:5] + ["withheld"] for r in rows]
+        rows = [r[:5] + ["withheld", r[6], "withheld"] for r in rows]
     else:
-        rows = [r[:5] + [round(r[5], 2) if isinstance(r[5], float) else r[5]] for r in rows]
+        rows = [r[:5] + [round(r[5], 2) if isinstance(r[5], float) else r[5]] + r[6:] for r in rows]
     print_table(rows, headers)
     print("\nnaive ms: tests/naive.py loops timed on N=n images and scaled to the full batch (N=n x scale)")
+    print("GEMMs ms: of cnnlib's time, what its np.matmul / np.einsum calls take (share in brackets), timed "
+          "separately\n  after the table's blocks; GEMMs/torch near 1 means the GEMMs alone take as long as "
+          "torch's whole call")
     for note in skipped:
         print(note)
     print(f"{load_average()} after the table")

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
-    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean",
+    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds",
 ]
 
 #: ratios are printed only when the 1-minute load average is at most this (else --force)
@@ -54,6 +54,47 @@ def time_blocks(
                 samples[name].append(time.perf_counter() - t0)
             time.sleep(pause)
     return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
+def gemm_seconds(fn: Callable[[], object], module, repeat: int = 9, warmup: int = 2) -> float:
+    """Median seconds per call of ``fn`` spent inside ``module``'s np.matmul / np.einsum calls.
+
+    The profile of where a call's time goes: what is left after the GEMMs is the numpy work
+    around them (copies, shifted additions, transposes). ``module`` (e.g. cnnlib.functional)
+    sees, for the duration, a stand-in for numpy whose matmul and einsum are timed; everything
+    else is numpy's own. The timer adds about a microsecond per GEMM.
+    """
+    import numpy as np
+
+    spent = [0.0]
+
+    def timed(real):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - t0
+        return call
+
+    class _Numpy:
+        matmul, einsum = staticmethod(timed(np.matmul)), staticmethod(timed(np.einsum))
+
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+    real_np, module.np = module.np, _Numpy()
+    try:
+        for _ in range(warmup):
+            fn()
+        samples = []
+        for _ in range(repeat):
+            spent[0] = 0.0
+            fn()
+            samples.append(spent[0])
+    finally:
+        module.np = real_np
+    return statistics.median(samples)
 
 
 def threadpool_info() -> str:

@@ -262,6 +262,8 @@ class _Phases:
             for b in range(sw):
                 rows, cols = _phase_range(a, sh, ph, H, self.Hr), _phase_range(b, sw, pw, W, self.Wr)
                 self.copies[a, b] = (rows, cols) if rows and cols else None
+        # the phases hold distinct pixels of x (distinct row and column residues): do they hold all?
+        self.covers = sum(w[0][1] * w[1][1] for w in self.copies.values() if w) == H * W
 
     def offsets(self):
         """(i, j, a, b, off) for every kernel offset in row-major order."""
@@ -299,7 +301,7 @@ class _Phases:
     def merge(self, img, dtype) -> np.ndarray:
         """The inverse of split: a fresh (N, C, H, W) array from a phase image (padding dropped)."""
         sh, sw = self.stride
-        dx = np.zeros(self.shape, dtype)
+        dx = (np.empty if self.covers else np.zeros)(self.shape, dtype)  # zeros only where no phase holds x
         dxv = self._xview(dx)
         for (a, b), where in self.copies.items():
             if where is not None:
@@ -323,20 +325,39 @@ def _col2im(dcols, g, dtype) -> np.ndarray:
     rows from row i on: KH of them instead of KH*KW.
     """
     C, KH, KW, NL = dcols.shape
-    img = _workspace.get("phase", g.size, dtype)
-    img.fill(0)
-    A, B, Wr, L = g.A, g.B, g.Wr, NL // g.B
+    A, B, L = g.A, g.B, NL // g.B
     if g.stride != (1, 1) or KW == 1:  # one or two offsets per column phase: staging saves nothing
-        for i, j, a, b, off in g.offsets():
-            g.block(img, a, b, off).reshape(A, B, g.Hr * Wr)[:, :, :L] += dcols[:, i, j].reshape(A, B, L)
-        return img
+        return _sum_into_phases(g, dtype, ((a, b, off, dcols[:, i, j].reshape(A, B, L)) for i, j, a, b, off in g.offsets()))
     rows = _workspace.get("col2im_rows", (C, KH, NL + KW - 1), dtype)
     rows[:, :, :NL] = dcols[:, :, 0]
     rows[:, :, NL:] = 0
     for j in range(1, KW):
         rows[:, :, j : j + NL] += dcols[:, :, j]
-    for i in range(KH):
-        g.block(img, 0, 0, i * Wr).reshape(A, B, g.Hr * Wr)[:, :, :L] += rows[:, i, :NL].reshape(A, B, L)
+    return _sum_into_phases(g, dtype, ((0, 0, i * g.Wr, rows[:, i, :NL].reshape(A, B, L)) for i in range(KH)))
+
+
+def _sum_into_phases(g, dtype, terms) -> np.ndarray:
+    """A phase image (workspace) holding the sum of ``terms``, zero elsewhere.
+
+    Each term (a, b, off, src) adds src (A, B, L), L = Ho*Wr, to phase (a, b) from flat position
+    off on, block by block (one block of Hr*Wr per (A, B)). A phase's first term, at position 0,
+    is written rather than added to a zeroed image: one pass over the image fewer.
+    """
+    img = _workspace.get("phase", g.size, dtype)
+    HW, written = g.Hr * g.Wr, set()
+    for a, b, off, src in terms:
+        L = src.shape[-1]
+        if (a, b) in written:
+            g.block(img, a, b, off).reshape(g.A, g.B, HW)[:, :, :L] += src
+            continue
+        if off != 0:
+            raise AssertionError("a phase's first term must start at position 0")
+        written.add((a, b))
+        blk = g.block(img, a, b).reshape(g.A, g.B, HW)
+        blk[:, :, :L] = src
+        blk[:, :, L:] = 0  # (the slack past M is never read: merge takes the blocks only)
+    for a, b in set(g.copies) - written:  # phases no term reaches (a stride larger than the kernel)
+        img[a, b] = 0
     return img
 
 
@@ -538,11 +559,8 @@ def _conv_rows_backward(dout, x, w, padding, R, need_dx):
         return None, dw
     dR = _workspace.get("rows_dr", (C, KH, rs), x.dtype)
     np.matmul(_rows_weights(w).T, dY2, out=dR.reshape(C * KH, rs))
-    img = _workspace.get("phase", g.size, x.dtype)
-    img.fill(0)
     L = NL // N
-    for i in range(KH):
-        g.block(img, 0, 0, i * g.Wr).reshape(C, N, g.Hr * g.Wr)[:, :, :L] += dR[:, i, :NL].reshape(C, N, L)
+    img = _sum_into_phases(g, x.dtype, ((0, 0, i * g.Wr, dR[:, i, :NL].reshape(C, N, L)) for i in range(KH)))
     return g.merge(img, x.dtype), dw
 
 
@@ -1058,12 +1076,18 @@ def _pool_scatter(g, dtype, contributions) -> np.ndarray:
             img.fill(0)
         for k, (i, j, a, b, off) in enumerate(g.offsets()):
             contributions(k, img[a, b, : g.M])
-    else:
-        img.fill(0)
+    else:  # a phase's first offset, (i, j) = (a, b) at position 0, writes it; the others add to it
         tmp = _workspace.get("pool_tmp", (g.M,), dtype)
+        written = set()
         for k, (i, j, a, b, off) in enumerate(g.offsets()):
-            contributions(k, tmp)
-            img[a, b, off : off + g.M] += tmp
+            if (a, b) not in written:
+                written.add((a, b))
+                contributions(k, img[a, b, : g.M])  # (the slack past M is never read)
+            else:
+                contributions(k, tmp)
+                img[a, b, off : off + g.M] += tmp
+        for a, b in set(g.copies) - written:  # a stride larger than the window: phases no offset reads
+            img[a, b] = 0
     return g.merge(img, dtype)
 
 

@@ -32,3 +32,18 @@ def test_bench_routes_refuses_a_route_that_disagrees(monkeypatch):
     monkeypatch.setattr(F, "_conv_rows", wrong)
     with pytest.raises(RuntimeError, match="rows differs from im2col in out"):
         bench_routes.bench_shape(*bench_routes.QUICK[0], rounds=1, repeat=1)
+
+
+def test_gemm_seconds_times_the_products_only_and_puts_numpy_back():
+    import numpy as np
+    import timing
+    from cnnlib import functional as F
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((4, 3, 12, 12)), rng.standard_normal((8, 3, 3, 3))
+    assert timing.gemm_seconds(lambda: F.conv2d(x, w, padding=1), F, repeat=3) > 0
+    assert timing.gemm_seconds(lambda: F.relu_forward(x), F, repeat=3) == 0  # no product in a ReLU
+    assert F.np is np
+    with pytest.raises(ZeroDivisionError):
+        timing.gemm_seconds(lambda: 1 / 0, F)
+    assert F.np is np

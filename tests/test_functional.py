@@ -400,6 +400,65 @@ def test_results_never_share_memory_with_scratch_buffers():
     assert_matches(F.max_pool2d_backward(np.ones_like(p1), pc1), naive.max_pool2d_backward(np.ones_like(p1), x1, 3, 1), "pool")
 
 
+def _dirty_scratch():
+    """Fill every scratch buffer with 0xFF bytes (NaN as a float): a result that reads a position
+    of a buffer its own call did not write comes out NaN or wrong."""
+    for buf in F._workspace.buffers.values():
+        buf.fill(255)
+
+
+@pytest.mark.parametrize("algo", ["im2col", "rows", "chunked"])
+@pytest.mark.parametrize("case", CONV_CASES[:20], ids=case_id)
+def test_conv_reads_only_scratch_it_wrote(case, algo, monkeypatch):
+    """Phase images are written, not zeroed and added to: every position a route reads must
+    have been written by the same call (the rest of the buffer is left from other calls)."""
+    monkeypatch.setattr(F, "_CONV_ALGO", algo)
+    x, w, b = conv_arrays(case, seed=23)
+    s, p = case["stride"], case["padding"]
+    F.conv2d_forward(x, w, b, s, p)  # allocate the buffers, then dirty them
+    _dirty_scratch()
+    out, cache = F.conv2d_forward(x, w, b, s, p)
+    assert_matches(out, naive.conv2d_forward(x, w, b, s, p), f"out ({cache['algo']})")
+    dout = np.random.default_rng(24).standard_normal(out.shape)
+    expected = naive.conv2d_backward(dout, x, w, s, p)
+    _dirty_scratch()
+    for name, got, want in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
+        assert_matches(got, want, f"{name} ({cache['algo']})")
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_pool_reads_only_scratch_it_wrote(case, kind):
+    forward, backward, naive_forward, naive_backward = POOLS[kind]
+    k, s = case["kernel_size"], case["stride"]
+    x = np.random.default_rng(25).standard_normal(case["x"])
+    forward(x, k, s)
+    _dirty_scratch()
+    out, cache = forward(x, k, s)
+    assert_matches(out, naive_forward(x, k, s), f"{kind} pool out")
+    dout = np.random.default_rng(26).standard_normal(out.shape)
+    _dirty_scratch()
+    assert_matches(backward(dout, cache), naive_backward(dout, x, k, s), f"{kind} pool dx")
+
+
+def test_phase_coverage_rule_is_exact():
+    """merge skips zeroing dx when the phases hold every pixel of x (_Phases.covers): the rule
+    must say so exactly when merging an all-ones phase image gives all ones."""
+    rng = np.random.default_rng(7)
+    seen = {True: 0, False: 0}
+    for _ in range(400):
+        sh, sw, kh, kw = (int(v) for v in rng.integers(1, 5, size=4))
+        ph, pw = (int(v) for v in rng.integers(0, 3, size=2))
+        H, W = int(rng.integers(max(1, kh - 2 * ph), 12)), int(rng.integers(max(1, kw - 2 * pw), 12))
+        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        g = F._Phases((2, 3, H, W), kh, kw, sh, sw, ph, pw, Ho, Wo, bool(rng.integers(2)))
+        covers, g.covers = g.covers, False  # this object is not the shared cached one
+        held = g.merge(np.ones(g.size), np.float64)  # zero where no phase holds x
+        assert bool((held == 1).all()) == covers, (sh, sw, kh, kw, ph, pw, H, W)
+        seen[covers] += 1
+    assert min(seen.values()) > 40, seen
+
+
 MODULES = ["cnnlib.functional", "cnnlib.losses", "cnnlib.gradcheck", "cnnlib.shapes", "cnnlib.kernels"]
 
 
