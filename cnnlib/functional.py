@@ -403,13 +403,16 @@ def _conv(x, w, b, stride, padding, Ho, Wo, keep=False):
 
 
 def _from_grid(flat, Wr, b, out) -> np.ndarray:
-    """Write a GEMM's (F, n*Ho*Wr) result into ``out`` (n, F, Ho, Wo): junk columns dropped, bias added."""
+    """Write a GEMM's (F, n*Ho*Wr) result into ``out`` (n, F, Ho, Wo): junk columns dropped, bias added.
+
+    The bias goes onto ``flat`` itself (a scratch buffer, changed in place): along its long
+    contiguous rows, then one plain copy does the transpose. Adding it during the transposing
+    copy took 1.3-1.7x as long (np.add walks the short rows more slowly than np.copyto).
+    """
     n, F, Ho, Wo = out.shape
-    res = flat.reshape(F, n, Ho, Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3)
-    if b is None:
-        np.copyto(out, res)
-    else:
-        np.add(res, b.reshape(F, 1, 1), out=out)
+    if b is not None:
+        flat += b.reshape(F, 1)
+    np.copyto(out, flat.reshape(F, n, Ho, Wr)[:, :, :, :Wo].transpose(1, 0, 2, 3))
     return out
 
 
