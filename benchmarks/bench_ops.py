@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import naive  # noqa: E402  (tests/naive.py: the loop references)
 from timing import (  # noqa: E402
-    gemm_seconds, geometric_mean, load_1min, load_average, print_table, ratio_verdict, threadpool_info,
+    gemm_seconds, malloc_info, geometric_mean, load_1min, load_average, print_table, ratio_verdict, threadpool_info,
     time_blocks, torch_available,
 )
 
@@ -216,6 +216,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     print("cnnlib vs naive loops vs PyTorch CPU: forward + backward, float32, NCHW")
     print(f"numpy {np.__version__}; BLAS: {threadpool_info()}")
+    print(malloc_info())
     print(f"torch: {torch.__version__ + f', set_num_threads({args.threads}), get_num_threads() = {torch.get_num_threads()}' if have_torch else 'not installed (cnnlib vs naive only)'}")
     print(f"median of {args.rounds} rounds x {args.repeat} calls; each library timed as a block after warm-up, "
           "0.25 s pause between blocks, libraries interleaved round by round")

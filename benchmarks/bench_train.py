@@ -7,7 +7,8 @@ FC 10), trained with Adam(lr=1e-3) on batches of 64 float32 images of shape 1x28
 blocks of ``--batches`` batches (through ``cnnlib.train.fit`` itself, shuffling and batching
 included) with the block-wise timing of ``timing.py``, and the median time per batch is
 extrapolated to 938 batches. ``--full`` times one real epoch of each instead; ``--profile``
-prints where cnnlib's time goes (cProfile, by function); ``--memory`` measures the peak memory of
+prints where cnnlib's time goes (cProfile, by function; then layer by layer, forward and
+backward, and the share inside the GEMMs); ``--memory`` measures the peak memory of
 one whole training epoch of cnnlib in a fresh subprocess (tracemalloc's peak of the numpy and
 Python heap during the epoch, and the growth of the process's maximum resident set).
 
@@ -32,7 +33,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import (  # noqa: E402
-    load_1min, load_average, print_table, ratio_verdict, threadpool_info, time_blocks, torch_available,
+    gemm_seconds, malloc_info, load_1min, load_average, print_table, ratio_verdict, threadpool_info, time_blocks,
+    torch_available,
 )
 
 from cnnlib.model import lenet  # noqa: E402
@@ -51,10 +53,10 @@ def make_data(seed: int = 0):
     return X, y
 
 
-def cnnlib_runner(X, y, n_batches: int, seed: int = 0):
+def cnnlib_runner(X, y, n_batches: int, seed: int = 0, model=None):
     """A zero-argument callable training cnnlib's LeNet on ``n_batches`` batches (one fit epoch)."""
     rng = np.random.default_rng(seed)
-    model = lenet(rng)
+    model = lenet(rng) if model is None else model
     opt = Adam(model.parameters(), lr=1e-3)
     Xs, ys = X[: n_batches * BATCH], y[: n_batches * BATCH]  # views: no copy
 
@@ -96,6 +98,50 @@ def torch_runner(X, y, n_batches: int, seed: int = 0, threads: int = 2):
             opt.step()
 
     return run
+
+
+def layer_profile(X, y, n_batches: int, rounds: int = 3):
+    """Where a cnnlib training step goes: (rows, total ms per batch, GEMM ms per batch).
+
+    Every layer's forward and backward are wrapped in a timer for ``rounds`` epochs of
+    ``n_batches`` batches (the first one a warm-up); rows are (layer, forward ms, backward ms,
+    share of the step), then the rest of the step (loss, optimizer, batching) as one row. The
+    GEMM figure is the time inside cnnlib.functional's matrix products (timing.gemm_seconds).
+    """
+    from cnnlib import functional
+
+    model = lenet(np.random.default_rng(0))
+    spent = {(i, d): 0.0 for i in range(len(model.layers)) for d in ("forward", "backward")}
+
+    def timed(i, direction, real):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[i, direction] += time.perf_counter() - t0
+        return call
+
+    for i, layer in enumerate(model.layers):
+        layer.forward = timed(i, "forward", layer.forward)
+        layer.backward = timed(i, "backward", layer.backward)
+    run = cnnlib_runner(X, y, n_batches, model=model)
+    run()  # warm-up
+    for key in spent:
+        spent[key] = 0.0
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        run()
+    batches = rounds * n_batches
+    total = (time.perf_counter() - t0) / batches
+    rows = []
+    for i, layer in enumerate(model.layers):
+        f, b = spent[i, "forward"] / batches, spent[i, "backward"] / batches
+        rows.append((f"{i}. {layer.name} {layer!r}"[:60], f * 1e3, b * 1e3, f"{(f + b) / total:.0%}"))
+    rest = total - sum(spent.values()) / batches
+    rows.append(("loss, Adam step, shuffling and batching", "-", "-", f"{rest / total:.0%}"))
+    gemm = gemm_seconds(run, functional, repeat=rounds, warmup=0) / n_batches
+    return rows, total * 1e3, gemm * 1e3
 
 
 _MEMORY_SCRIPT = r"""
@@ -170,6 +216,7 @@ def main(argv=None) -> int:
     else:
         print("torch not importable: timing cnnlib only")
     print(f"numpy {np.__version__}; {threadpool_info()}")
+    print(malloc_info())
     before = load_1min()
     print(f"{load_average()} before")
 
@@ -185,6 +232,11 @@ def main(argv=None) -> int:
         prof.disable()
         print(f"\ncProfile of cnnlib over {n} batches (top 20 by own time):")
         pstats.Stats(prof).strip_dirs().sort_stats("tottime").print_stats(20)
+        rows, total, gemm = layer_profile(X, y, args.batches * 4)
+        print(f"where a cnnlib training step goes (3 epochs of {args.batches * 4} batches, every layer timed):")
+        print_table(rows, headers=["layer", "forward ms", "backward ms", "share"])
+        print(f"{total:.2f} ms per batch in all; {gemm:.2f} ms ({gemm / total:.0%}) inside the GEMMs "
+              f"(np.matmul / np.einsum in cnnlib.functional)\n{load_average()} after")
         return 0
 
     if args.full:

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
-    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds",
+    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "malloc_info",
 ]
 
 #: ratios are printed only when the 1-minute load average is at most this (else --force)
@@ -114,6 +114,14 @@ def threadpool_info() -> str:
     if env:
         parts.append(f"env {env}")
     return "; ".join(parts) if parts else "no thread pools loaded"
+
+
+def malloc_info() -> str:
+    """What cnnlib did to the C library's malloc (cnnlib/_malloc.py): it holds for every library
+    in the process, torch included, so both are timed under the same memory policy."""
+    from cnnlib import _malloc, functional  # noqa: F401  (importing functional applies it)
+
+    return f"malloc: {_malloc.STATE} (the same for every library in this process)"
 
 
 def torch_available() -> bool:

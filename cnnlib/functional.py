@@ -51,7 +51,10 @@ import threading
 
 import numpy as np
 
+from cnnlib import _malloc
 from cnnlib.grading.guard import reference
+
+_malloc.keep_freed_memory()  # fresh results every call: keep the freed heap (see cnnlib/_malloc.py)
 
 __all__ = [
     "pad2d",
