@@ -340,11 +340,12 @@ def _col2im(dcols, g, dtype) -> np.ndarray:
 
 
 def _sum_into_phases(g, dtype, terms) -> np.ndarray:
-    """A phase image (workspace) holding the sum of ``terms``, zero elsewhere.
+    """A phase image (workspace) holding the sum of ``terms``, zero elsewhere in its blocks.
 
     Each term (a, b, off, src) adds src (A, B, L), L = Ho*Wr, to phase (a, b) from flat position
     off on, block by block (one block of Hr*Wr per (A, B)). A phase's first term, at position 0,
-    is written rather than added to a zeroed image: one pass over the image fewer.
+    is written rather than added to a zeroed image: one pass over the image fewer. The slack
+    past each phase's blocks is left as it was (merge reads the blocks only).
     """
     img = _workspace.get("phase", g.size, dtype)
     HW, written = g.Hr * g.Wr, set()
