@@ -12,7 +12,12 @@ backward, and the share inside the GEMMs); ``--memory`` measures the peak memory
 one whole training epoch of cnnlib in a fresh subprocess (tracemalloc's peak of the numpy and
 Python heap during the epoch, and the growth of the process's maximum resident set).
 
-The load average is printed before and after the table; the cnnlib / torch ratio is printed only
+Two tables by default (``--processes``): both libraries timed in this one process, so under one
+malloc policy (cnnlib's, see cnnlib/_malloc.py: it speeds up torch's LeNet too), and each library
+in its own worker process, as its users run it (cnnlib's setting stays in cnnlib's process; torch
+runs under the C library's default). The blocks alternate between the libraries either way.
+
+The load average is printed before and after the tables; the cnnlib / torch ratio is printed only
 when it stays <= 0.7 (``--force`` prints it anyway, marked as measured under load).
 
 Run with ``make bench-train`` (it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE).
@@ -37,9 +42,6 @@ from timing import (  # noqa: E402
     torch_available,
 )
 
-from cnnlib.model import lenet  # noqa: E402
-from cnnlib.optim import Adam  # noqa: E402
-from cnnlib.train import fit  # noqa: E402
 
 N_IMAGES = 60_000
 BATCH = 64
@@ -55,6 +57,10 @@ def make_data(seed: int = 0):
 
 def cnnlib_runner(X, y, n_batches: int, seed: int = 0, model=None):
     """A zero-argument callable training cnnlib's LeNet on ``n_batches`` batches (one fit epoch)."""
+    from cnnlib.model import lenet  # imported here: a torch-only worker process never loads cnnlib
+    from cnnlib.optim import Adam
+    from cnnlib.train import fit
+
     rng = np.random.default_rng(seed)
     model = lenet(rng) if model is None else model
     opt = Adam(model.parameters(), lr=1e-3)
@@ -109,6 +115,7 @@ def layer_profile(X, y, n_batches: int, rounds: int = 3):
     GEMM figure is the time inside cnnlib.functional's matrix products (timing.gemm_seconds).
     """
     from cnnlib import functional
+    from cnnlib.model import lenet
 
     model = lenet(np.random.default_rng(0))
     spent = {(i, d): 0.0 for i in range(len(model.layers)) for d in ("forward", "backward")}
@@ -142,6 +149,77 @@ def layer_profile(X, y, n_batches: int, rounds: int = 3):
     rows.append(("loss, Adam step, shuffling and batching", "-", "-", f"{rest / total:.0%}"))
     gemm = gemm_seconds(run, functional, repeat=rounds, warmup=0) / n_batches
     return rows, total * 1e3, gemm * 1e3
+
+
+_WORKER_SCRIPT = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+name, batches, threads, blas = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+if blas > 0:
+    from threadpoolctl import threadpool_limits
+    _limits = threadpool_limits(blas, user_api="blas")
+import bench_train as bt
+X, y = bt.make_data()
+run = bt.cnnlib_runner(X, y, batches) if name == "cnnlib" else bt.torch_runner(X, y, batches, threads=threads)
+if any(m == "cnnlib" or m.startswith("cnnlib.") for m in sys.modules):
+    from cnnlib import _malloc
+    info = _malloc.STATE
+else:
+    info = "malloc as the C library sets it (cnnlib not loaded in this process)"
+print(json.dumps({"ready": info}), flush=True)
+for line in sys.stdin:
+    warmup, repeat = (int(v) for v in line.split())
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"times": times}), flush=True)
+"""
+
+
+def time_in_processes(names, batches: int, rounds: int, repeat: int, threads: int, blas_threads: int | None,
+                      pause: float = 0.25):
+    """Like timing.time_blocks, but each library runs in its own process (as its users run it).
+
+    One worker process per library, started once; the parent asks each in turn for a block
+    (a warm-up call, then ``repeat`` timed calls), pausing between blocks. What a library does to
+    its process (cnnlib's malloc setting, torch's thread pools) then stays with that library.
+    Returns (median seconds per call by name, malloc line by name).
+    """
+    import json
+    import statistics
+
+    workers, info = {}, {}
+    try:
+        for name in names:
+            workers[name] = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_SCRIPT, os.path.dirname(os.path.abspath(__file__)), name,
+                 str(batches), str(threads), str(blas_threads or 0)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for name, proc in workers.items():
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the {name} worker process exited before it was ready")
+            info[name] = json.loads(line)["ready"]
+        samples = {name: [] for name in names}
+        for _ in range(rounds):
+            for name, proc in workers.items():
+                proc.stdin.write(f"1 {repeat}\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"the {name} worker process exited during a block")
+                samples[name] += json.loads(line)["times"]
+                time.sleep(pause)
+    finally:
+        for proc in workers.values():
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(timeout=60)
+    return {name: statistics.median(ts) for name, ts in samples.items()}, info
 
 
 _MEMORY_SCRIPT = r"""
@@ -197,6 +275,10 @@ def main(argv=None) -> int:
                         help="also measure the peak memory of one cnnlib epoch in a subprocess (see --memory-batches)")
     parser.add_argument("--memory-batches", type=int, default=EPOCH_BATCHES,
                         help=f"batches of the epoch whose peak memory --memory measures (default {EPOCH_BATCHES}: a whole epoch)")
+    parser.add_argument("--processes", choices=["same", "separate", "both"], default="both",
+                        help="time the libraries in this one process, each in its own worker process "
+                             "(what a user of each gets: cnnlib's malloc setting stays in cnnlib's process), "
+                             "or both tables (default)")
     parser.add_argument("--force", action="store_true", help="print the ratio even when the machine is busy")
     args = parser.parse_args(argv)
     if args.blas_threads is not None:
@@ -239,6 +321,7 @@ def main(argv=None) -> int:
               f"(np.matmul / np.einsum in cnnlib.functional)\n{load_average()} after")
         return 0
 
+    tables = []  # (title, per_batch, how)
     if args.full:
         results = {}
         for name, make in [("cnnlib", cnnlib_runner)] + ([("torch", torch_runner)] if use_torch else []):
@@ -247,32 +330,42 @@ def main(argv=None) -> int:
             run()
             results[name] = time.perf_counter() - t0
             time.sleep(0.25)
-        per_batch = {k: v / EPOCH_BATCHES for k, v in results.items()}
-        how = "one full epoch of 938 batches timed per library (single run)"
+        tables.append(("both libraries in this process", {k: v / EPOCH_BATCHES for k, v in results.items()},
+                       "one full epoch of 938 batches timed per library (single run)"))
     else:
-        candidates = {"cnnlib": cnnlib_runner(X, y, args.batches)}
-        if use_torch:
-            candidates["torch"] = torch_runner(X, y, args.batches, threads=args.threads)
-        med = time_blocks(candidates, rounds=args.rounds, repeat=args.repeat, warmup=1)
-        per_batch = {k: v / args.batches for k, v in med.items()}
         timed = args.rounds * args.repeat * args.batches
         how = (f"median of {args.rounds * args.repeat} blocks of {args.batches} batches per library "
                f"({timed} timed batches each), extrapolated to {EPOCH_BATCHES} batches")
+        if args.processes in ("same", "both"):
+            candidates = {"cnnlib": cnnlib_runner(X, y, args.batches)}
+            if use_torch:
+                candidates["torch"] = torch_runner(X, y, args.batches, threads=args.threads)
+            med = time_blocks(candidates, rounds=args.rounds, repeat=args.repeat, warmup=1)
+            tables.append(("both libraries in this process (one malloc policy for both)",
+                           {k: v / args.batches for k, v in med.items()}, how))
+        if args.processes in ("separate", "both"):
+            names = ["cnnlib"] + (["torch"] if use_torch else [])
+            med, info = time_in_processes(names, args.batches, args.rounds * args.repeat, 1, args.threads,
+                                          args.blas_threads)
+            notes = "; ".join(f"{k}: {v}" for k, v in info.items())
+            tables.append(("each library in its own process, as its users run it",
+                           {k: v / args.batches for k, v in med.items()}, f"{how}\nmalloc per process: {notes}"))
 
     after = load_1min()
     show, verdict = ratio_verdict([before, after], args.force)
-    rows = []
-    for name, t in per_batch.items():
-        ratio = (round(t / per_batch["torch"], 2) if show else "withheld") if "torch" in per_batch else "n/a"
-        rows.append((name, t * 1e3, t * EPOCH_BATCHES, ratio))
-    print()
-    print_table(rows, headers=["library", "ms / batch", "s / epoch", "ratio vs torch"])
-    print(f"\n{how}")
-    print(f"{load_average()} after")
-    if "torch" in per_batch:
-        print(verdict)
-        if show:
+    for title, per_batch, how in tables:
+        rows = []
+        for name, t in per_batch.items():
+            ratio = (round(t / per_batch["torch"], 2) if show else "withheld") if "torch" in per_batch else "n/a"
+            rows.append((name, t * 1e3, t * EPOCH_BATCHES, ratio))
+        print(f"\n{title}:")
+        print_table(rows, headers=["library", "ms / batch", "s / epoch", "ratio vs torch"])
+        print(how)
+        if "torch" in per_batch and show:
             print(f"cnnlib / torch = {per_batch['cnnlib'] / per_batch['torch']:.2f}x  (goal <= 1.3)")
+    print(f"\n{load_average()} after")
+    if use_torch:
+        print(verdict)
     if args.memory:
         mem = peak_memory(args.memory_batches)
         print(f"\npeak memory of one cnnlib epoch ({args.memory_batches} batches of {BATCH}, fresh subprocess): "

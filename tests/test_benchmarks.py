@@ -47,3 +47,11 @@ def test_gemm_seconds_times_the_products_only_and_puts_numpy_back():
     with pytest.raises(ZeroDivisionError):
         timing.gemm_seconds(lambda: 1 / 0, F)
     assert F.np is np
+
+
+def test_bench_train_times_each_library_in_its_own_process():
+    import bench_train
+
+    med, info = bench_train.time_in_processes(["cnnlib"], batches=2, rounds=2, repeat=1, threads=1, blas_threads=1)
+    assert set(med) == {"cnnlib"} and med["cnnlib"] > 0
+    assert "malloc" in info["cnnlib"]  # what cnnlib did to its own process's allocator
