@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import naive  # noqa: E402  (tests/naive.py: the loop references)
 from timing import (  # noqa: E402
-    gemm_seconds, malloc_info, geometric_mean, load_1min, load_average, print_table, ratio_verdict, threadpool_info,
-    time_blocks, torch_available,
+    gemm_seconds, geometric_mean, load_1min, load_average, malloc_info, print_table, ratio_verdict,
+    threadpool_info, time_blocks, torch_available,
 )
 
 from cnnlib import functional as F  # noqa: E402

@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import (  # noqa: E402
-    gemm_seconds, malloc_info, load_1min, load_average, print_table, ratio_verdict, threadpool_info, time_blocks,
-    torch_available,
+    Stopwatch, gemm_seconds, load_1min, load_average, malloc_info, print_table, ratio_verdict,
+    threadpool_info, time_blocks, torch_available,
 )
 
 
@@ -118,34 +118,23 @@ def layer_profile(X, y, n_batches: int, rounds: int = 3):
     from cnnlib.model import lenet
 
     model = lenet(np.random.default_rng(0))
-    spent = {(i, d): 0.0 for i in range(len(model.layers)) for d in ("forward", "backward")}
-
-    def timed(i, direction, real):
-        def call(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return real(*args, **kwargs)
-            finally:
-                spent[i, direction] += time.perf_counter() - t0
-        return call
-
-    for i, layer in enumerate(model.layers):
-        layer.forward = timed(i, "forward", layer.forward)
-        layer.backward = timed(i, "backward", layer.backward)
+    watches = [(Stopwatch(), Stopwatch()) for _ in model.layers]  # forward, backward
+    for layer, (fw, bw) in zip(model.layers, watches):
+        layer.forward, layer.backward = fw.wrap(layer.forward), bw.wrap(layer.backward)
     run = cnnlib_runner(X, y, n_batches, model=model)
     run()  # warm-up
-    for key in spent:
-        spent[key] = 0.0
+    for watch in (w for pair in watches for w in pair):
+        watch.total = 0.0
     t0 = time.perf_counter()
     for _ in range(rounds):
         run()
     batches = rounds * n_batches
     total = (time.perf_counter() - t0) / batches
     rows = []
-    for i, layer in enumerate(model.layers):
-        f, b = spent[i, "forward"] / batches, spent[i, "backward"] / batches
+    for i, (layer, (fw, bw)) in enumerate(zip(model.layers, watches)):
+        f, b = fw.total / batches, bw.total / batches
         rows.append((f"{i}. {layer.name} {layer!r}"[:60], f * 1e3, b * 1e3, f"{(f + b) / total:.0%}"))
-    rest = total - sum(spent.values()) / batches
+    rest = total - sum(w.total for pair in watches for w in pair) / batches
     rows.append(("loss, Adam step, shuffling and batching", "-", "-", f"{rest / total:.0%}"))
     gemm = gemm_seconds(run, functional, repeat=rounds, warmup=0) / n_batches
     return rows, total * 1e3, gemm * 1e3

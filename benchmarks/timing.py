@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
-    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "malloc_info",
+    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "malloc_info", "Stopwatch",
 ]
 
 #: ratios are printed only when the 1-minute load average is at most this (else --force)
@@ -56,6 +56,22 @@ def time_blocks(
     return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
+class Stopwatch:
+    """Adds up the time spent in the calls it wraps: ``f = watch.wrap(f)``, then ``watch.total``."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+
+    def wrap(self, real: Callable) -> Callable:
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                self.total += time.perf_counter() - t0
+        return call
+
+
 def gemm_seconds(fn: Callable[[], object], module, repeat: int = 9, warmup: int = 2) -> float:
     """Median seconds per call of ``fn`` spent inside ``module``'s np.matmul / np.einsum calls.
 
@@ -66,19 +82,10 @@ def gemm_seconds(fn: Callable[[], object], module, repeat: int = 9, warmup: int 
     """
     import numpy as np
 
-    spent = [0.0]
-
-    def timed(real):
-        def call(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return real(*args, **kwargs)
-            finally:
-                spent[0] += time.perf_counter() - t0
-        return call
+    watch = Stopwatch()
 
     class _Numpy:
-        matmul, einsum = staticmethod(timed(np.matmul)), staticmethod(timed(np.einsum))
+        matmul, einsum = staticmethod(watch.wrap(np.matmul)), staticmethod(watch.wrap(np.einsum))
 
         def __getattr__(self, name):
             return getattr(np, name)
@@ -89,9 +96,9 @@ def gemm_seconds(fn: Callable[[], object], module, repeat: int = 9, warmup: int 
             fn()
         samples = []
         for _ in range(repeat):
-            spent[0] = 0.0
+            watch.total = 0.0
             fn()
-            samples.append(spent[0])
+            samples.append(watch.total)
     finally:
         module.np = real_np
     return statistics.median(samples)

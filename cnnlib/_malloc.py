@@ -63,8 +63,8 @@ def keep_freed_memory(environ=None, load=_glibc) -> str:
     if libc is None:
         STATE = f"malloc left as it is ({why})"
         return STATE
-    done = [name for name, param, value in (("mmap threshold 32 MiB", _M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-                                            ("trim threshold 256 MiB", _M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    done = [f"{name} {value >> 20} MiB" for name, param, value in (("mmap threshold", _M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                                                                  ("trim threshold", _M_TRIM_THRESHOLD, TRIM_THRESHOLD))
             if libc.mallopt(param, value) == 1]
     STATE = (f"glibc malloc keeps freed memory ({', '.join(done)})" if len(done) == 2
              else f"glibc malloc: mallopt took only {done or 'nothing'} of the two settings")
