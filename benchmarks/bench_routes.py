@@ -2,9 +2,11 @@
 
 ``conv2d_forward`` picks a route by shape (``cnnlib.functional``): im2col + one GEMM, the
 kernel-row route (stride 1: im2col over channel x kernel row only), batch chunks of im2col (few
-filters), Winograd F(2x2, 3x3) (not chosen by default). This script forces each route that
-applies to a shape (forced, "chunked" takes a third of the batch per chunk; "auto" sizes its
-chunks for the cache), checks that they agree with each other to float32 round-off, and times them
+filters), Winograd F(2x2, 3x3) (not chosen by default); on large batches, im2col and the
+kernel-row route run in blocks of images whose scratch stays in the cache. This script forces
+each route that applies to a shape on the whole batch (forced, "chunked" takes a third of the
+batch per chunk; "auto" sizes its chunks for the cache), and times "auto" with and without
+the blocks, checks that they agree with each other to float32 round-off, and times them
 block-wise, interleaved round by round (``timing.py``), so the choice the library makes can be
 re-checked on another machine. It prints the route ``auto`` takes and each route's time
 relative to im2col; the load average before and after (times on a busy machine say little).
@@ -53,18 +55,21 @@ def applicable(route: str, wshape, stride) -> bool:
 
 
 def run_route(route: str, x, w, b, dout, stride, padding):
-    """Forward + backward with the route forced; returns (out, dx, dw, db) and the route taken."""
-    saved = F._CONV_ALGO
-    F._CONV_ALGO = route
+    """Forward + backward with the route forced ("auto, whole": auto without blocks of images;
+    a forced route runs on the whole batch); returns (out, dx, dw, db) and the route taken."""
+    saved = F._CONV_ALGO, F._BLOCKING
+    F._CONV_ALGO = "auto" if route.startswith("auto") else route
+    F._BLOCKING = "auto" if route == "auto" else "never"
     try:
         out, cache = F.conv2d_forward(x, w, b, stride, padding)
         return (out, *F.conv2d_backward(dout, cache)), cache["algo"]
     finally:
-        F._CONV_ALGO = saved
+        F._CONV_ALGO, F._BLOCKING = saved
 
 
 def auto_route(x, w, b, stride, padding) -> str:
-    return F.conv2d_forward(x, w, b, stride, padding)[1]["algo"]
+    cache = F.conv2d_forward(x, w, b, stride, padding)[1]
+    return cache["algo"] + (f", blocks of {cache['block']}" if cache.get("block") else "")
 
 
 def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
@@ -74,11 +79,11 @@ def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
     b = np.zeros(wshape[0], np.float32)
     out = F.conv2d_forward(x, w, b, stride, padding)[0]
     dout = rng.standard_normal(out.shape, dtype=np.float32)
-    routes = ["auto"] + [r for r in ROUTES if applicable(r, wshape, stride)]
+    routes = ["auto", "auto, whole"] + [r for r in ROUTES if applicable(r, wshape, stride)]
     reference, _ = run_route("im2col", x, w, b, dout, stride, padding)
-    for r in routes[1:] + routes[:1]:  # the forced routes first, so a wrong one is named
+    for r in routes[2:] + routes[:2]:  # the forced routes first, so a wrong one is named
         got, taken = run_route(r, x, w, b, dout, stride, padding)
-        if r != "auto" and taken != r:
+        if not r.startswith("auto") and taken != r:
             raise RuntimeError(f"{label}: forcing route {r!r} took {taken!r}")
         for name, g, e in zip(("out", "dx", "dw", "db"), got, reference):
             err = float(np.abs(g - e).max()) / max(1.0, float(np.abs(e).max()))
@@ -87,7 +92,7 @@ def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
     times = time_blocks({r: (lambda r=r: run_route(r, x, w, b, dout, stride, padding)) for r in routes},
                         rounds=rounds, repeat=repeat)
     base = times["im2col"]
-    cells = [f"{times[r] * 1e3:.2f} ({times[r] / base:.2f}x)" if r in times else "-" for r in ("auto", *ROUTES)]
+    cells = [f"{times[r] * 1e3:.2f} ({times[r] / base:.2f}x)" if r in times else "-" for r in ("auto", "auto, whole", *ROUTES)]
     return [label, auto_route(x, w, b, stride, padding), *cells]
 
 
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
     print(f"median of {rounds} rounds x {repeat} calls, each route timed as a block, routes interleaved round by round")
     print(f"{load_average()} before")
     rows = [bench_shape(*s, rounds=rounds, repeat=repeat) for s in shapes]
-    print_table(rows, ["shape", "auto takes", "auto", *ROUTES])
+    print_table(rows, ["shape", "auto takes", "auto", "auto, whole", *ROUTES])
     print(f"{load_average()} after")
     return 0
 

@@ -698,6 +698,79 @@ def test_rows_route_is_chosen_where_it_moves_fewer_numbers():
     assert algo((8, 64, 8, 8), (64, 64, 1, 1)) == "im2col"  # 1x1
 
 
+# ------------------------------------------------------------ blocks of images (large batches)
+
+BLOCK_CASES = [c for c in CONV_CASES if c["x"][0] >= 2][:24]
+
+
+def test_there_are_enough_block_cases():
+    assert len(BLOCK_CASES) >= 12 and any(c["stride"] not in (1, (1, 1)) for c in BLOCK_CASES)
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "recomputed"])
+@pytest.mark.parametrize("algo", ["im2col", "rows"])
+@pytest.mark.parametrize("case", BLOCK_CASES, ids=case_id)
+def test_blocked_routes_match_naive_loops(case, algo, keep, monkeypatch):
+    """float64: the batch in blocks of images equals the loops, on dirty scratch, with or without dx."""
+    monkeypatch.setattr(F, "_CONV_ALGO", algo)
+    monkeypatch.setattr(F, "_BLOCKING", "always")
+    monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep else 0)
+    x, w, b = conv_arrays(case, seed=61)
+    s, p = case["stride"], case["padding"]
+    F.conv2d_forward(x, w, b, s, p)
+    _dirty_scratch()
+    out, cache = F.conv2d_forward(x, w, b, s, p)
+    assert 1 <= cache["block"] < x.shape[0]
+    assert (cache["cols"] is not None) == keep
+    assert_matches(out, naive.conv2d_forward(x, w, b, s, p), f"out ({cache['algo']}, blocks)")
+    dout = np.random.default_rng(62).standard_normal(out.shape)
+    expected = naive.conv2d_backward(dout, x, w, s, p)
+    _dirty_scratch()
+    for name, got, want in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
+        assert_matches(got, want, f"{name} ({cache['algo']}, blocks)")
+    dx, dw, _ = F.conv2d_backward(dout, cache, need_dx=False)
+    assert dx is None
+    assert_matches(dw, expected[1], "dw without dx (blocks)")
+
+
+@pytest.mark.parametrize("shape,wshape,stride,padding", [((32, 64, 16, 16), (64, 64, 3, 3), 1, 1),
+                                                          ((32, 32, 16, 16), (64, 32, 3, 3), 2, 1),
+                                                          ((64, 3, 16, 16), (32, 3, 3, 3), 1, 1)])
+def test_blocks_are_chosen_for_large_batches_and_agree_in_float32(shape, wshape, stride, padding, monkeypatch):
+    """Past 2 * _BLOCK_BYTES of scratch the batch goes in equal blocks; float32 stays float32, and
+    the blocked result differs from the whole batch's by float32 round-off only."""
+    monkeypatch.setattr(F, "_BLOCK_BYTES", 2**20)
+    rng = np.random.default_rng(63)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (shape, wshape, wshape[:1]))
+    results = {}
+    for blocking in ("auto", "never"):
+        monkeypatch.setattr(F, "_BLOCKING", blocking)
+        out, cache = F.conv2d_forward(x, w, b, stride, padding)
+        m = cache.get("block")
+        if blocking == "auto":
+            assert m is not None and 1 <= m < shape[0]
+            assert -(-shape[0] // m) * m - shape[0] < -(-shape[0] // m), "blocks of (nearly) equal size"
+        else:
+            assert m is None
+        dout = np.random.default_rng(64).standard_normal(out.shape).astype(np.float32)
+        results[blocking] = (out, *F.conv2d_backward(dout, cache))
+        assert all(r.dtype == np.float32 for r in results[blocking])
+    for name, a, c in zip(("out", "dx", "dw", "db"), results["auto"], results["never"]):
+        tol = 2e-6 * max(1.0, float(np.abs(c).max())) * np.sqrt(np.prod(wshape[1:]) * shape[0])
+        assert float(np.abs(a - c).max()) <= tol, f"{name}: blocks vs whole batch {np.abs(a - c).max()} > {tol}"
+
+
+def test_small_batches_and_lenet_layers_are_not_blocked():
+    """Blocks only pay past 2 * _BLOCK_BYTES of scratch: LeNet's layers at batch 64 stay whole."""
+    def block(x, w, stride=1, padding=0):
+        return F.conv2d_forward(np.zeros(x, np.float32), np.zeros(w, np.float32), None, stride, padding)[1].get("block")
+
+    assert block((64, 6, 14, 14), (16, 6, 5, 5)) is None  # LeNet's second layer
+    assert block((2, 64, 32, 32), (64, 64, 3, 3), padding=1) is None
+    assert block((32, 64, 32, 32), (64, 64, 3, 3), padding=1) is not None
+    assert block((32, 32, 32, 32), (64, 32, 3, 3), stride=2, padding=1) is not None
+
+
 def test_chunked_route_is_chosen_for_few_filters_on_a_large_batch():
     x = np.zeros((64, 1, 28, 28), np.float32)
     assert F.conv2d_forward(x, np.zeros((6, 1, 5, 5), np.float32), None, 1, 2)[1]["algo"] == "chunked"
