@@ -413,17 +413,22 @@ def test_conv_reads_only_scratch_it_wrote(case, algo, monkeypatch):
     """Phase images are written, not zeroed and added to: every position a route reads must
     have been written by the same call (the rest of the buffer is left from other calls)."""
     monkeypatch.setattr(F, "_CONV_ALGO", algo)
-    x, w, b = conv_arrays(case, seed=23)
-    s, p = case["stride"], case["padding"]
+    check_conv_on_dirty_scratch(*conv_arrays(case, seed=23), case["stride"], case["padding"], seed=24)
+
+
+def check_conv_on_dirty_scratch(x, w, b, s, p, seed, what=""):
+    """Forward and backward, each on scratch buffers filled with 0xFF, against the loops;
+    returns the cache, dout and the loops' gradients."""
     F.conv2d_forward(x, w, b, s, p)  # allocate the buffers, then dirty them
     _dirty_scratch()
     out, cache = F.conv2d_forward(x, w, b, s, p)
-    assert_matches(out, naive.conv2d_forward(x, w, b, s, p), f"out ({cache['algo']})")
-    dout = np.random.default_rng(24).standard_normal(out.shape)
+    assert_matches(out, naive.conv2d_forward(x, w, b, s, p), f"out ({cache['algo']}{what})")
+    dout = np.random.default_rng(seed).standard_normal(out.shape)
     expected = naive.conv2d_backward(dout, x, w, s, p)
     _dirty_scratch()
     for name, got, want in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
-        assert_matches(got, want, f"{name} ({cache['algo']})")
+        assert_matches(got, want, f"{name} ({cache['algo']}{what})")
+    return cache, dout, expected
 
 
 @pytest.mark.parametrize("kind", sorted(POOLS))
@@ -677,14 +682,25 @@ def test_rows_route_float32_agrees_with_im2col_to_round_off(shape, wshape, paddi
     results = {}
     for algo in ("rows", "im2col"):
         monkeypatch.setattr(F, "_CONV_ALGO", algo)
-        out, cache = F.conv2d_forward(x, w, b, 1, padding)
+        results[algo], cache = float32_pass(x, w, b, 1, padding, seed=45)
         assert cache["algo"] == algo
-        dout = np.random.default_rng(45).standard_normal(out.shape).astype(np.float32)
-        results[algo] = (out, *F.conv2d_backward(dout, cache))
-        assert all(r.dtype == np.float32 for r in results[algo])
-    for name, r, i in zip(("out", "dx", "dw", "db"), results["rows"], results["im2col"]):
-        tol = 2e-6 * max(1.0, float(np.abs(i).max())) * np.sqrt(np.prod(wshape[1:]) * shape[0])
-        assert float(np.abs(r - i).max()) <= tol, f"{name}: rows vs im2col {np.abs(r - i).max()} > {tol}"
+    assert_float32_round_off(results["rows"], results["im2col"], shape, wshape, "rows vs im2col")
+
+
+def float32_pass(x, w, b, stride, padding, seed):
+    """(out, dx, dw, db) of one float32 forward + backward, all float32, and the cache."""
+    out, cache = F.conv2d_forward(x, w, b, stride, padding)
+    dout = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
+    results = (out, *F.conv2d_backward(dout, cache))
+    assert all(r.dtype == np.float32 for r in results)
+    return results, cache
+
+
+def assert_float32_round_off(got, want, shape, wshape, what):
+    """Two routes' (out, dx, dw, db) differ by float32 round-off only (growing with the sums' length)."""
+    for name, a, c in zip(("out", "dx", "dw", "db"), got, want):
+        tol = 2e-6 * max(1.0, float(np.abs(c).max())) * np.sqrt(np.prod(wshape[1:]) * shape[0])
+        assert float(np.abs(a - c).max()) <= tol, f"{name}: {what} {np.abs(a - c).max()} > {tol}"
 
 
 def test_rows_route_is_chosen_where_it_moves_fewer_numbers():
@@ -715,19 +731,10 @@ def test_blocked_routes_match_naive_loops(case, algo, keep, monkeypatch):
     monkeypatch.setattr(F, "_CONV_ALGO", algo)
     monkeypatch.setattr(F, "_BLOCKING", "always")
     monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep else 0)
-    x, w, b = conv_arrays(case, seed=61)
-    s, p = case["stride"], case["padding"]
-    F.conv2d_forward(x, w, b, s, p)
-    _dirty_scratch()
-    out, cache = F.conv2d_forward(x, w, b, s, p)
-    assert 1 <= cache["block"] < x.shape[0]
+    cache, dout, expected = check_conv_on_dirty_scratch(*conv_arrays(case, seed=61), case["stride"], case["padding"],
+                                                        seed=62, what=", blocks")
+    assert 1 <= cache["block"] < case["x"][0]
     assert (cache["cols"] is not None) == keep
-    assert_matches(out, naive.conv2d_forward(x, w, b, s, p), f"out ({cache['algo']}, blocks)")
-    dout = np.random.default_rng(62).standard_normal(out.shape)
-    expected = naive.conv2d_backward(dout, x, w, s, p)
-    _dirty_scratch()
-    for name, got, want in zip(("dx", "dw", "db"), F.conv2d_backward(dout, cache), expected):
-        assert_matches(got, want, f"{name} ({cache['algo']}, blocks)")
     dx, dw, _ = F.conv2d_backward(dout, cache, need_dx=False)
     assert dx is None
     assert_matches(dw, expected[1], "dw without dx (blocks)")
@@ -745,19 +752,14 @@ def test_blocks_are_chosen_for_large_batches_and_agree_in_float32(shape, wshape,
     results = {}
     for blocking in ("auto", "never"):
         monkeypatch.setattr(F, "_BLOCKING", blocking)
-        out, cache = F.conv2d_forward(x, w, b, stride, padding)
+        results[blocking], cache = float32_pass(x, w, b, stride, padding, seed=64)
         m = cache.get("block")
         if blocking == "auto":
             assert m is not None and 1 <= m < shape[0]
             assert -(-shape[0] // m) * m - shape[0] < -(-shape[0] // m), "blocks of (nearly) equal size"
         else:
             assert m is None
-        dout = np.random.default_rng(64).standard_normal(out.shape).astype(np.float32)
-        results[blocking] = (out, *F.conv2d_backward(dout, cache))
-        assert all(r.dtype == np.float32 for r in results[blocking])
-    for name, a, c in zip(("out", "dx", "dw", "db"), results["auto"], results["never"]):
-        tol = 2e-6 * max(1.0, float(np.abs(c).max())) * np.sqrt(np.prod(wshape[1:]) * shape[0])
-        assert float(np.abs(a - c).max()) <= tol, f"{name}: blocks vs whole batch {np.abs(a - c).max()} > {tol}"
+    assert_float32_round_off(results["auto"], results["never"], shape, wshape, "blocks vs whole batch")
 
 
 def test_small_batches_and_lenet_layers_are_not_blocked():
