@@ -12,7 +12,7 @@ classifier sizes, and a ResNet basic block (two 3x3 Conv2d + BatchNorm2d, identi
 the last only once ``cnnlib.layers.Residual`` exists.
 
 For the convolutions, "GEMMs ms" is the part of cnnlib's time spent inside its matrix products
-(timing.gemm_seconds): the rest is the numpy work around them, and "GEMMs/torch" near 1 says the
+(timing.gemm_profile; the share in brackets is of the same calls' time): the rest is the numpy work around them, and "GEMMs/torch" near 1 says the
 products alone take as long as torch's whole forward + backward.
 """
 
@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import naive  # noqa: E402  (tests/naive.py: the loop references)
 from timing import (  # noqa: E402
-    gemm_seconds, geometric_mean, load_1min, load_average, malloc_info, print_table, ratio_verdict,
+    gemm_profile, geometric_mean, load_1min, load_average, malloc_info, print_table, ratio_verdict,
     threadpool_info, time_blocks, torch_available,
 )
 
@@ -249,8 +249,8 @@ def main(argv=None):
         else:
             row += ["-", "-"]
         if kind == "conv":  # the profile: how much of cnnlib's time is the GEMMs themselves
-            gemm = gemm_seconds(ours, F, repeat=args.repeat)
-            row += [f"{gemm * 1e3:.3g} ({gemm / t['cnnlib']:.0%})"]
+            gemm, share = gemm_profile(ours, F, repeat=args.repeat)
+            row += [f"{gemm * 1e3:.3g} ({share:.0%})"]
             row += [round(gemm / t["torch"], 2) if "torch" in t else "-"]
         else:
             row += ["-", "-"]
@@ -267,8 +267,8 @@ def main(argv=None):
         rows = [r[:5] + [round(r[5], 2) if isinstance(r[5], float) else r[5]] + r[6:] for r in rows]
     print_table(rows, headers)
     print("\nnaive ms: tests/naive.py loops timed on N=n images and scaled to the full batch (N=n x scale)")
-    print("GEMMs ms: of cnnlib's time, what its np.matmul / np.einsum calls take (share in brackets), timed "
-          "separately\n  after the table's blocks; GEMMs/torch near 1 means the GEMMs alone take as long as "
+    print("GEMMs ms: of cnnlib's time, what its np.matmul / np.einsum calls take (their share of those calls in brackets),\n  "
+          "timed after the table's blocks; GEMMs/torch near 1 means the GEMMs alone take as long as "
           "torch's whole call")
     for note in skipped:
         print(note)

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
-    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "malloc_info", "Stopwatch",
+    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "gemm_profile", "malloc_info", "Stopwatch",
 ]
 
 #: ratios are printed only when the 1-minute load average is at most this (else --force)
@@ -73,12 +73,19 @@ class Stopwatch:
 
 
 def gemm_seconds(fn: Callable[[], object], module, repeat: int = 9, warmup: int = 2) -> float:
-    """Median seconds per call of ``fn`` spent inside ``module``'s np.matmul / np.einsum calls.
+    """Median seconds per call of ``fn`` spent inside ``module``'s np.matmul / np.einsum calls."""
+    return gemm_profile(fn, module, repeat, warmup)[0]
+
+
+def gemm_profile(fn: Callable[[], object], module, repeat: int = 9, warmup: int = 2) -> tuple[float, float]:
+    """(median seconds per call inside ``module``'s np.matmul / np.einsum calls, median share of
+    each call's own time they take).
 
     The profile of where a call's time goes: what is left after the GEMMs is the numpy work
     around them (copies, shifted additions, transposes). ``module`` (e.g. cnnlib.functional)
     sees, for the duration, a stand-in for numpy whose matmul and einsum are timed; everything
-    else is numpy's own. The timer adds about a microsecond per GEMM.
+    else is numpy's own. The timer adds about a microsecond per GEMM. The share compares the
+    GEMMs with the same calls' total, so it stays between 0 and 1 when the machine's speed drifts.
     """
     import numpy as np
 
@@ -94,14 +101,16 @@ def gemm_seconds(fn: Callable[[], object], module, repeat: int = 9, warmup: int 
     try:
         for _ in range(warmup):
             fn()
-        samples = []
+        gemm, share = [], []
         for _ in range(repeat):
             watch.total = 0.0
+            t0 = time.perf_counter()
             fn()
-            samples.append(watch.total)
+            gemm.append(watch.total)
+            share.append(watch.total / (time.perf_counter() - t0))
     finally:
         module.np = real_np
-    return statistics.median(samples)
+    return statistics.median(gemm), statistics.median(share)
 
 
 def threadpool_info() -> str:

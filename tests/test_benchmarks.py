@@ -43,6 +43,8 @@ def test_gemm_seconds_times_the_products_only_and_puts_numpy_back():
     x, w = rng.standard_normal((4, 3, 12, 12)), rng.standard_normal((8, 3, 3, 3))
     assert timing.gemm_seconds(lambda: F.conv2d(x, w, padding=1), F, repeat=3) > 0
     assert timing.gemm_seconds(lambda: F.relu_forward(x), F, repeat=3) == 0  # no product in a ReLU
+    gemm, share = timing.gemm_profile(lambda: F.conv2d(x, w, padding=1), F, repeat=3)
+    assert gemm > 0 and 0 < share < 1  # of the same calls' time
     assert F.np is np
     with pytest.raises(ZeroDivisionError):
         timing.gemm_seconds(lambda: 1 / 0, F)
