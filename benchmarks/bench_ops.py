@@ -12,8 +12,9 @@ classifier sizes, and a ResNet basic block (two 3x3 Conv2d + BatchNorm2d, identi
 the last only once ``cnnlib.layers.Residual`` exists.
 
 For the convolutions, "GEMMs ms" is the part of cnnlib's time spent inside its matrix products
-(timing.gemm_profile; the share in brackets is of the same calls' time): the rest is the numpy work around them, and "GEMMs/torch" near 1 says the
-products alone take as long as torch's whole forward + backward.
+(timing.gemm_profile; the share in brackets is of the same calls' time): the rest is the numpy
+work around them, and "GEMMs/torch" near 1 says the products alone take as long as torch's
+whole forward + backward.
 """
 
 from __future__ import annotations

@@ -5,9 +5,8 @@ kernel-row route (stride 1: im2col over channel x kernel row only), batch chunks
 filters), Winograd F(2x2, 3x3) (not chosen by default); on large batches, im2col and the
 kernel-row route run in blocks of images whose scratch stays in the cache. This script forces
 each route that applies to a shape on the whole batch (forced, "chunked" takes a third of the
-batch per chunk; "auto" sizes its chunks for the cache), and times "auto" with and without
-the blocks, checks that they agree with each other to float32 round-off, and times them
-block-wise, interleaved round by round (``timing.py``), so the choice the library makes can be
+batch per chunk; "auto" sizes its chunks for the cache), runs "auto" with and without the
+blocks, checks that all agree with each other to float32 round-off, and times them block-wise, interleaved round by round (``timing.py``), so the choice the library makes can be
 re-checked on another machine. It prints the route ``auto`` takes and each route's time
 relative to im2col; the load average before and after (times on a busy machine say little).
 
@@ -43,6 +42,7 @@ QUICK = [
     ("quick 4x16x8x8 -> 16@3x3 p1", (4, 16, 8, 8), (16, 16, 3, 3), 1, 1),
 ]
 ROUTES = ("im2col", "rows", "chunked", "winograd")
+COLUMNS = ("auto", "auto, whole", *ROUTES)  # "auto, whole": auto without blocks of images
 
 
 def applicable(route: str, wshape, stride) -> bool:
@@ -79,7 +79,7 @@ def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
     b = np.zeros(wshape[0], np.float32)
     out = F.conv2d_forward(x, w, b, stride, padding)[0]
     dout = rng.standard_normal(out.shape, dtype=np.float32)
-    routes = ["auto", "auto, whole"] + [r for r in ROUTES if applicable(r, wshape, stride)]
+    routes = [*COLUMNS[:2]] + [r for r in ROUTES if applicable(r, wshape, stride)]
     reference, _ = run_route("im2col", x, w, b, dout, stride, padding)
     for r in routes[2:] + routes[:2]:  # the forced routes first, so a wrong one is named
         got, taken = run_route(r, x, w, b, dout, stride, padding)
@@ -92,7 +92,7 @@ def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
     times = time_blocks({r: (lambda r=r: run_route(r, x, w, b, dout, stride, padding)) for r in routes},
                         rounds=rounds, repeat=repeat)
     base = times["im2col"]
-    cells = [f"{times[r] * 1e3:.2f} ({times[r] / base:.2f}x)" if r in times else "-" for r in ("auto", "auto, whole", *ROUTES)]
+    cells = [f"{times[r] * 1e3:.2f} ({times[r] / base:.2f}x)" if r in times else "-" for r in COLUMNS]
     return [label, auto_route(x, w, b, stride, padding), *cells]
 
 
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     print(f"median of {rounds} rounds x {repeat} calls, each route timed as a block, routes interleaved round by round")
     print(f"{load_average()} before")
     rows = [bench_shape(*s, rounds=rounds, repeat=repeat) for s in shapes]
-    print_table(rows, ["shape", "auto takes", "auto", "auto, whole", *ROUTES])
+    print_table(rows, ["shape", "auto takes", *COLUMNS])
     print(f"{load_average()} after")
     return 0
 

@@ -16,7 +16,8 @@ from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
-    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "gemm_profile", "malloc_info", "Stopwatch",
+    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "gemm_profile", "malloc_info",
+    "Stopwatch",
 ]
 
 #: ratios are printed only when the 1-minute load average is at most this (else --force)

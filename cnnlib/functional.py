@@ -405,14 +405,14 @@ def _im2col(x, kh, kw, stride, padding, Ho, Wo, keep=False):
     return cols.reshape(C * kh * kw, N * L), g
 
 
-def _conv(x, w, b, stride, padding, Ho, Wo, keep=False, out=None):
-    """Unchecked convolution (im2col + one GEMM): (N, F, Ho, Wo), fresh or into ``out``, and the columns."""
+def _conv(x, w, b, stride, padding, Ho, Wo, keep, out):
+    """Unchecked convolution (im2col + one GEMM) into ``out`` (N, F, Ho, Wo); returns out and the columns."""
     N = x.shape[0]
     F, _, KH, KW = w.shape
     cols, g = _im2col(x, KH, KW, stride, padding, Ho, Wo, keep)
     prod = _workspace.get("gemm", (F, cols.shape[1]), x.dtype)
     np.matmul(w.reshape(F, cols.shape[0]), cols, out=prod)
-    return _from_grid(prod, g.Wr, b, np.empty((N, F, Ho, Wo), x.dtype) if out is None else out), cols
+    return _from_grid(prod, g.Wr, b, out), cols
 
 
 def _from_grid(flat, Wr, b, out) -> np.ndarray:
@@ -533,14 +533,11 @@ def _rows_weights(w):
     return np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(KW * F, C * KH)
 
 
-def _conv_rows(x, w, b, padding, Ho, Wo, keep=None, out=None):
-    """The kernel-row convolution (stride 1): (N, F, Ho, Wo), fresh or into ``out``, and R for
-    the backward pass when ``keep`` (None: when it is at most _KEEP_COLS_BYTES), else None."""
-    N = x.shape[0]
+def _conv_rows(x, w, b, padding, Ho, Wo, keep, out):
+    """The kernel-row convolution (stride 1) into ``out`` (N, F, Ho, Wo); returns out, and R for
+    the backward pass when ``keep``, else None."""
     F, C, KH, KW = w.shape
     layout = g, NL, rs = _rows_layout(x.shape, KH, KW, padding, Ho, Wo, x.itemsize)
-    if keep is None:
-        keep = C * KH * rs * x.itemsize <= _KEEP_COLS_BYTES
     R = _rows_im2col(x, KH, layout, keep)
     Y = _workspace.get("rows_y", (KW, F, rs), x.dtype)
     np.matmul(_rows_weights(w), R, out=Y.reshape(KW * F, rs))
@@ -548,13 +545,12 @@ def _conv_rows(x, w, b, padding, Ho, Wo, keep=None, out=None):
     np.add(Y[0, :, :NL], Y[1, :, 1 : 1 + NL], out=acc)  # KW >= 2 on this route
     for j in range(2, KW):
         acc += Y[j, :, j : j + NL]
-    out = np.empty((N, F, Ho, Wo), x.dtype) if out is None else out
     return _from_grid(acc, g.Wr, b, out), (R if keep else None)
 
 
-def _conv_rows_backward(dout, x, w, padding, R, need_dx, dx_out=None):
-    """(dx or None, dw) of _conv_rows; R from the forward pass, or None to recompute it.
-    dx is fresh, or written into ``dx_out``."""
+def _conv_rows_backward(dout, x, w, padding, R, need_dx, dx_out):
+    """(dx or None, dw) of _conv_rows, dx written into ``dx_out``; R from the forward pass, or
+    None to recompute it."""
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     Ho, Wo = dout.shape[2:]
@@ -955,26 +951,16 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     # what one image needs in scratch: R and the GEMM's product (rows), or the columns and the product
     per_image = ((C * KH + KW * F) if rows else (C * KH * KW + F)) * L * x.itemsize
     kept_bytes = (C * KH if rows else C * KH * KW) * N * L * x.itemsize
-    m = _block_images(N, per_image)
-    if m is None:  # the whole batch at once
-        if rows:
-            out, kept = _conv_rows(x, w, b, padding, Ho, Wo)
-        else:
-            keep = kept_bytes <= _KEEP_COLS_BYTES
-            out, cols = _conv(x, w, b, stride, padding, Ho, Wo, keep)
-            kept = cols if keep else None
-        cache["cols"] = kept
-        return out, cache
-    # blocks of m images: each block's scratch stays in the cache between its passes
+    # blocks of m images (one block: the whole batch), each block's scratch in the cache between its passes
+    m = cache["block"] = _block_images(N, per_image)
     out, keep, kept = np.empty((N, F, Ho, Wo), x.dtype), kept_bytes <= _KEEP_COLS_BYTES, []
-    for n0 in range(0, N, m):
-        part = slice(n0, n0 + m)
+    for n0 in range(0, N, m or N):
+        part = slice(n0, n0 + (m or N))
         if rows:
-            cols = _conv_rows(x[part], w, b, padding, Ho, Wo, keep, out[part])[1]
+            kept.append(_conv_rows(x[part], w, b, padding, Ho, Wo, keep, out[part])[1])
         else:
-            cols = _conv(x[part], w, b, stride, padding, Ho, Wo, keep, out[part])[1]
-        kept.append(cols)
-    cache["cols"], cache["block"] = (kept if keep else None), m
+            kept.append(_conv(x[part], w, b, stride, padding, Ho, Wo, keep, out[part])[1])
+    cache["cols"] = kept if keep else None  # one array of columns (or R) per block
     return out, cache
 
 
@@ -1036,14 +1022,9 @@ def conv2d_backward(dout, cache, *, need_dx=True):
                 dx[n0 : n0 + nc] = dx_c
         return dx, dw, db
 
-    algo, kept, m = c.get("algo"), c["cols"], c.get("block")
-    if m is None:  # the whole batch at once
-        if algo == "rows":
-            dx, dw = _conv_rows_backward(dout, x, w, padding, kept, need_dx)
-        else:
-            dx, dw = _im2col_backward(dout, x, w, stride, padding, kept, c.get("chunk"), need_dx)
-        return dx, dw, db
-    # blocks of m images, as in the forward pass (see _block_images); dw summed over the blocks
+    # blocks of m images as in the forward pass (see _block_images; one block: the whole batch),
+    # dw summed over the blocks
+    algo, kept, m = c.get("algo"), c["cols"], c.get("block") or N
     dx, dw = (np.empty(x.shape, x.dtype) if need_dx else None), None
     for k, n0 in enumerate(range(0, N, m)):
         part = slice(n0, n0 + m)
@@ -1051,14 +1032,14 @@ def conv2d_backward(dout, cache, *, need_dx=True):
         if algo == "rows":
             _, dw_k = _conv_rows_backward(dout[part], x[part], w, padding, cols, need_dx, dx_out)
         else:
-            _, dw_k = _im2col_backward(dout[part], x[part], w, stride, padding, cols, None, need_dx, dx_out)
+            _, dw_k = _im2col_backward(dout[part], x[part], w, stride, padding, cols, c.get("chunk"), need_dx, dx_out)
         dw = dw_k if dw is None else np.add(dw, dw_k, out=dw)
     return dx, dw, db
 
 
-def _im2col_backward(dout, x, w, stride, padding, kept, chunk, need_dx, dx_out=None):
-    """(dx or None, dw) of the im2col route (``chunk``: the chunked route's images per chunk);
-    ``kept``: the forward pass's columns, or None to recompute them. dx fresh or into ``dx_out``."""
+def _im2col_backward(dout, x, w, stride, padding, kept, chunk, need_dx, dx_out):
+    """(dx or None, dw) of the im2col route, dx written into ``dx_out`` (``chunk``: the chunked
+    route's images per chunk); ``kept``: the forward pass's columns, or None to recompute them."""
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     Ho, Wo = dout.shape[2:]
     g = _phases(x.shape, KH, KW, *stride, *padding, Ho, Wo, True)
@@ -1085,7 +1066,7 @@ def _im2col_backward(dout, x, w, stride, padding, kept, chunk, need_dx, dx_out=N
         return None, dw
     if _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding):
         w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W, out=dx_out)[0]
+        dx = _conv(dout, w_flipped, None, (1, 1), (KH - 1 - padding[0], KW - 1 - padding[1]), H, W, False, dx_out)[0]
     else:  # GEMM, then col2im: one strided add per kernel offset
         dcols = cols if (kept is None and cols is not None) else _workspace.get("cols", (C * KH * KW, N * L), x.dtype)
         np.matmul(w.reshape(F, C * KH * KW).T, dt, out=dcols)

@@ -27,7 +27,8 @@ def test_bench_routes_refuses_a_route_that_disagrees(monkeypatch):
 
     def wrong(*args):
         out, R = real(*args)
-        return out + 1, R
+        out += 1  # (written in place: the caller reads the block it passed as out)
+        return out, R
 
     monkeypatch.setattr(F, "_conv_rows", wrong)
     with pytest.raises(RuntimeError, match="rows differs from im2col in out"):
