@@ -18,7 +18,9 @@ in its own worker process, as its users run it (cnnlib's setting stays in cnnlib
 runs under the C library's default). The blocks alternate between the libraries either way.
 
 The load average is printed before and after the tables; the cnnlib / torch ratio is printed only
-when it stays <= 0.7 (``--force`` prints it anyway, marked as measured under load).
+on a quiet machine: load <= 0.7 before, and during the tables other processes using <= 0.7 cores
+and the hypervisor stealing <= 5 % (timing.ratio_verdict; ``--force`` prints it anyway, marked as
+measured under load).
 
 Run with ``make bench-train`` (it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE).
 """
@@ -38,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import (  # noqa: E402
-    Stopwatch, gemm_seconds, load_1min, load_average, malloc_info, print_table, ratio_verdict,
+    Stopwatch, cpu_snapshot, cpu_use, gemm_seconds, load_1min, load_average, malloc_info, print_table, ratio_verdict,
     threadpool_info, time_blocks, torch_available,
 )
 
@@ -288,7 +290,7 @@ def main(argv=None) -> int:
         print("torch not importable: timing cnnlib only")
     print(f"numpy {np.__version__}; {threadpool_info()}")
     print(malloc_info())
-    before = load_1min()
+    before, cpu_start = load_1min(), cpu_snapshot()
     print(f"{load_average()} before")
 
     X, y = make_data()
@@ -341,7 +343,7 @@ def main(argv=None) -> int:
                            {k: v / args.batches for k, v in med.items()}, f"{how}\nmalloc per process: {notes}"))
 
     after = load_1min()
-    show, verdict = ratio_verdict([before, after], args.force)
+    show, verdict = ratio_verdict([before, after], args.force, cpu_use(cpu_start, cpu_snapshot()))
     for title, per_batch, how in tables:
         rows = []
         for name, t in per_batch.items():

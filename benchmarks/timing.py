@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
     "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "gemm_profile", "malloc_info",
-    "Stopwatch",
+    "Stopwatch", "cpu_snapshot", "cpu_use",
 ]
 
 #: ratios are printed only when the 1-minute load average is at most this (else --force)
@@ -166,22 +166,99 @@ def load_1min() -> float | None:
         return None
 
 
-def ratio_verdict(loads: Sequence[float | None], force: bool) -> tuple[bool, str]:
-    """May ratios be printed, given the load averages read before and after a table?
+def cpu_snapshot(stat_path: str = "/proc/stat") -> dict | None:
+    """What the CPUs and this process have done so far, for cpu_use; None without /proc/stat.
+
+    ``busy`` and ``steal`` are seconds summed over all CPUs (the first line of /proc/stat, in
+    clock ticks), ``own`` the CPU seconds of this process's threads and of the children it has
+    waited for (bench_train times each library in a subprocess), ``wall`` a monotonic clock.
+    """
+    import resource
+
+    try:
+        with open(stat_path) as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 8:
+        return None
+    ticks = [int(v) for v in fields[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq [steal guest guest_nice]; guest time is already in user
+    busy = (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / hz
+    steal = (ticks[7] if len(ticks) > 7 else 0) / hz
+    total = sum(ticks[:8]) / hz
+    own = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        own += r.ru_utime + r.ru_stime
+    return {"wall": time.monotonic(), "busy": busy, "steal": steal, "total": total, "own": own}
+
+
+def cpu_use(start: dict | None, end: dict | None) -> dict | None:
+    """Cores used between two cpu_snapshot()s: by this benchmark, by every other process, and
+    the share of CPU time the hypervisor stole. None when either snapshot is missing.
+
+    The load average cannot tell these apart: a benchmark keeping its 2 threads busy for a
+    minute lifts the 1-minute load to about 0.6-0.8 on an otherwise idle machine. Here the other
+    processes' share is the CPUs' busy time minus this process's own CPU time.
+    """
+    if start is None or end is None:
+        return None
+    wall = end["wall"] - start["wall"]
+    if wall <= 0:
+        return None
+    own = end["own"] - start["own"]
+    others = max(0.0, (end["busy"] - start["busy"]) - own)
+    total = end["total"] - start["total"]
+    steal = (end["steal"] - start["steal"]) / total if total > 0 else 0.0
+    return {"seconds": wall, "own_cores": own / wall, "other_cores": others / wall, "steal": steal}
+
+
+#: the share of CPU time the hypervisor may steal during a table for its ratios to be shown
+QUIET_STEAL = 0.05
+
+
+def ratio_verdict(loads: Sequence[float | None], force: bool, use: dict | None = None) -> tuple[bool, str]:
+    """May ratios be printed, given the load averages read before and after a table, and the
+    CPU use during it (cpu_use)?
 
     Load does not cancel out in a ratio (torch's OpenMP threads lose far more to a busy machine
-    than OpenBLAS's), so ratios are shown only when every reading is <= QUIET_LOAD, or when
-    ``force`` is set (then marked as measured under load). Returns (show, explanation).
+    than OpenBLAS's), so ratios are shown only on a quiet machine, or when ``force`` is set (then
+    marked as measured under load). Quiet means: the 1-minute load before the table <=
+    QUIET_LOAD and, during the table, other processes used <= QUIET_LOAD cores on average and the
+    hypervisor stole <= QUIET_STEAL of the CPU time. Where the CPU use is unknown (no /proc/stat),
+    every load reading must be <= QUIET_LOAD instead: the load after a table includes the
+    benchmark's own threads, so that rule withholds ratios more often than it should.
+    Returns (show, explanation).
     """
     known = [v for v in loads if v is not None]
-    worst = max(known) if known else None
-    if worst is None:
-        return True, "load average unavailable: ratios shown, check the machine is quiet yourself"
-    if worst <= QUIET_LOAD:
-        return True, f"quiet machine (1-minute load <= {QUIET_LOAD} before and after): ratios are meaningful"
-    why = (f"the 1-minute load average reached {worst:.2f} (> {QUIET_LOAD}) during this table: other processes "
-           "compete for the cores and slow torch's OpenMP threads far more than OpenBLAS's, so a ratio "
-           "measured now says little about a quiet machine")
+    before = loads[0] if loads else None
+    if use is not None:
+        busy = []
+        if before is not None and before > QUIET_LOAD:
+            busy.append(f"the 1-minute load average was {before:.2f} (> {QUIET_LOAD}) before the table")
+        if use["other_cores"] > QUIET_LOAD:
+            busy.append(f"other processes used {use['other_cores']:.2f} cores (> {QUIET_LOAD}) on average during it")
+        if use["steal"] > QUIET_STEAL:
+            busy.append(f"the hypervisor stole {use['steal']:.0%} (> {QUIET_STEAL:.0%}) of the CPU time during it")
+        measured = (f"during the table ({use['seconds']:.0f} s) other processes used {use['other_cores']:.2f} cores "
+                    f"on average, the hypervisor stole {use['steal']:.1%} of the CPU time, and this benchmark's own "
+                    f"threads used {use['own_cores']:.2f} cores (they alone lift the load average read after it)")
+        if not busy:
+            before_s = "unknown" if before is None else f"{before:.2f}"
+            return True, (f"quiet machine (1-minute load {before_s} <= {QUIET_LOAD} before the table; {measured}): "
+                          "ratios are meaningful")
+        why = "; ".join(busy) + f" ({measured})"
+    else:
+        worst = max(known) if known else None
+        if worst is None:
+            return True, "load average unavailable: ratios shown, check the machine is quiet yourself"
+        if worst <= QUIET_LOAD:
+            return True, f"quiet machine (1-minute load <= {QUIET_LOAD} before and after): ratios are meaningful"
+        why = f"the 1-minute load average reached {worst:.2f} (> {QUIET_LOAD}) during this table"
+    why += (": other processes compete for the cores and slow torch's OpenMP threads far more than "
+            "OpenBLAS's, so a ratio measured now says little about a quiet machine")
     if force:
         return True, f"WARNING: {why}; ratios printed anyway (--force), do not quote them as quiet-machine figures"
     return False, f"ratios withheld: {why}. Rerun when the machine is quiet, or pass --force to print them anyway"

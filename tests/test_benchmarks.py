@@ -58,3 +58,54 @@ def test_bench_train_times_each_library_in_its_own_process():
     med, info = bench_train.time_in_processes(["cnnlib"], batches=2, rounds=2, repeat=1, threads=1, blas_threads=1)
     assert set(med) == {"cnnlib"} and med["cnnlib"] > 0
     assert "malloc" in info["cnnlib"]  # what cnnlib did to its own process's allocator
+
+
+def test_cpu_use_tells_the_benchmarks_own_threads_from_other_processes(tmp_path):
+    """The verdict on a table must not blame other processes for the benchmark's own load."""
+    import time
+
+    import timing
+
+    if timing.cpu_snapshot() is None:
+        pytest.skip("no /proc/stat on this OS: the verdict falls back to the load average")
+    start = timing.cpu_snapshot()
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.3:  # this process keeps one core busy
+        sum(range(1000))
+    use = timing.cpu_use(start, timing.cpu_snapshot())
+    assert use["own_cores"] > 0.5  # the busy loop is counted as ours...
+    assert use["other_cores"] < use["own_cores"]  # ...not as another process's
+    # other processes' share is the CPUs' busy time minus ours, from the first line of /proc/stat
+    stat = tmp_path / "stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def snap(busy_s, steal_s, idle_s, own_s, wall):
+        stat.write_text(f"cpu  {int(busy_s * ticks)} 0 0 {int(idle_s * ticks)} 0 0 0 {int(steal_s * ticks)} 0 0\n"
+                        "cpu0 0 0 0 0 0 0 0 0 0 0\n")
+        s = timing.cpu_snapshot(str(stat))
+        s["own"], s["wall"] = own_s, wall
+        return s
+
+    use = timing.cpu_use(snap(100, 0, 500, 10, 0.0), snap(100 + 30, 1, 500 + 9, 10 + 20, 20.0))
+    assert use["own_cores"] == pytest.approx(1.0) and use["other_cores"] == pytest.approx(0.5)
+    assert use["steal"] == pytest.approx(1 / 40)
+    assert timing.cpu_snapshot(str(tmp_path / "missing")) is None
+
+
+def test_ratio_verdict_withholds_on_a_busy_machine_and_not_for_its_own_load():
+    import timing
+
+    def use(other=0.05, steal=0.0, own=1.3):
+        return {"seconds": 50.0, "own_cores": own, "other_cores": other, "steal": steal}
+
+    show, why = timing.ratio_verdict([0.3, 0.9], False, use())  # 0.9 after: the benchmark's own threads
+    assert show and "quiet machine" in why and "1.30 cores" in why
+    for loads, u, reason in [([0.9, 0.9], use(), "before the table"), ([0.3, 1.5], use(other=1.0), "other processes used 1.00"),
+                             ([0.3, 0.5], use(steal=0.2), "stole 20%")]:
+        show, why = timing.ratio_verdict(loads, False, u)
+        assert not show and reason in why and "withheld" in why
+        show, why = timing.ratio_verdict(loads, True, u)
+        assert show and why.startswith("WARNING")
+    # without /proc/stat, every load reading counts, as before
+    assert not timing.ratio_verdict([0.3, 0.9], False)[0]
+    assert timing.ratio_verdict([0.3, 0.5], False)[0]
