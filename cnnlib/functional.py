@@ -429,7 +429,10 @@ def _from_grid(flat, Wr, b, out) -> np.ndarray:
     return out
 
 
-_CHUNK_BYTES = 384 * 2**10  # im2col columns per batch chunk on the chunked route (stays in L2)
+# im2col columns per batch chunk on the chunked route (stays in L2): 6 images of LeNet's first layer.
+# On a 2-core Xeon (2 MiB L2 per core) 540 KiB took 0.92x the time of 384 KiB on that layer and 0.96x
+# on 64x1x32x32 -> 6@5x5 (forward + backward, in-process A/B); 720 KiB and up took 1.7-1.9x.
+_CHUNK_BYTES = 540 * 2**10
 _CHUNK_MAX_F = 8  # up to this many filters the whole-batch GEMM is memory-bound: chunk it
 
 
