@@ -299,6 +299,25 @@ def test_batchnorm_running_stats_converge_to_the_data_statistics():
     np.testing.assert_allclose(rv, [4.0, 0.25], rtol=0.15)
 
 
+def test_float32_channel_sums_keep_the_round_off_small():
+    """The per-channel sums behind db, dbeta, dgamma and the batch statistics: over 200,704 float32
+    values of mean 1 per channel, within 2e-6 of the float64 sum (a plain running float32 sum is
+    off by 7e-6 there), for the conv bias gradient and both batch norm passes."""
+    rng = np.random.default_rng(16)
+    x = (rng.standard_normal((64, 3, 56, 56)) + 1.0).astype(np.float32)
+    exact = x.astype(np.float64).sum(axis=(0, 2, 3))
+    assert np.max(np.abs(F._channel_sums(x) - exact) / exact) < 2e-6
+    w = np.zeros((2, 3, 1, 1), np.float32)
+    _, cache = F.conv2d_forward(np.zeros_like(x), w, np.zeros(2, np.float32))
+    dout = x[:, :2]
+    db = F.conv2d_backward(dout, cache)[2]
+    assert db.dtype == np.float32
+    assert np.max(np.abs(db - exact[:2]) / exact[:2]) < 2e-6
+    _, bn = F.batchnorm2d_forward(x, np.ones(3, np.float32), np.zeros(3, np.float32), np.zeros(3), np.ones(3), True)
+    dbeta = F.batchnorm2d_backward(x, bn)[2]
+    assert np.max(np.abs(dbeta - exact) / exact) < 2e-6
+
+
 # --------------------------------------------------------------------------------- dropout
 
 
