@@ -142,6 +142,36 @@ def test_forward_and_backward_match_the_functional_ops():
     np.testing.assert_allclose(conv.bias.grad, db_conv, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("pool", [(2, None), (3, 2), ((2, 3), 1)])
+def test_relu_then_max_pool_runs_swapped_with_the_same_output_and_gradients(pool):
+    """Sequential runs ReLU after a MaxPool2d that follows it: bit for bit the forward and every
+    gradient of the ops in the written order, with ties (all-negative windows, repeated maxima)."""
+    rng = np.random.default_rng(21)
+    kernel, stride = pool
+    model = Sequential([Conv2d(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2d(kernel, stride), Flatten()])
+    conv, relu = model[0], model[1]
+    conv.weight.data[0] = 0  # channel 0: every window all zero before the ReLU (a tie everywhere)
+    conv.bias.data[0] = 0
+    conv.bias.data[1] = -1.0  # channel 1: mostly negative windows
+    x = rng.integers(-2, 3, (4, 2, 9, 9)).astype(np.float32)  # few values: repeated maxima
+    h1, c1 = F.conv2d_forward(x, conv.weight.data, conv.bias.data, 1, 1)
+    h2, c2 = F.relu_forward(h1)
+    h3, c3 = F.max_pool2d_forward(h2, kernel, stride)
+    dout = rng.standard_normal((4, h3[0].size)).astype(np.float32)
+    d1, dw, db = F.conv2d_backward(F.relu_backward(F.max_pool2d_backward(dout.reshape(h3.shape), c3), c2), c1)
+
+    out = model(x)
+    assert relu._out_shape == h3.shape  # the ReLU ran on the pooled output
+    dx = model.backward(dout)
+    np.testing.assert_array_equal(out, h3.reshape(4, -1))
+    np.testing.assert_array_equal(dx, d1)
+    np.testing.assert_array_equal(conv.weight.grad, dw)
+    np.testing.assert_array_equal(conv.bias.grad, db)
+    # a model that ends with the ReLU runs it as written: its output is the ReLU's, not pooled
+    np.testing.assert_array_equal(model[:2](x), h2)
+    assert relu._out_shape == h2.shape
+
+
 def test_model_gradient_matches_finite_differences():
     """End-to-end check in float64: d(sum(out * dout)) / d(one weight) by central differences."""
     rng = np.random.default_rng(2)
