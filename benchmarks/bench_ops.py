@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import naive  # noqa: E402  (tests/naive.py: the loop references)
 from timing import (  # noqa: E402
-    cpu_snapshot, cpu_use, gemm_profile, geometric_mean, load_1min, load_average, malloc_info, print_table, ratio_verdict,
+    cpu_info, cpu_snapshot, cpu_use, gemm_profile, geometric_mean, load_1min, load_average, malloc_info, print_table, ratio_verdict,
     threadpool_info, time_blocks, torch_available,
 )
 
@@ -220,6 +220,7 @@ def main(argv=None):
     print("cnnlib vs naive loops vs PyTorch CPU: forward + backward, float32, NCHW")
     print(f"numpy {np.__version__}; BLAS: {threadpool_info()}")
     print(malloc_info())
+    print(cpu_info())
     print(f"torch: {torch.__version__ + f', set_num_threads({args.threads}), get_num_threads() = {torch.get_num_threads()}' if have_torch else 'not installed (cnnlib vs naive only)'}")
     print(f"median of {args.rounds} rounds x {args.repeat} calls; each library timed as a block after warm-up, "
           "0.25 s pause between blocks, libraries interleaved round by round")

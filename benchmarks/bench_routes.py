@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import load_average, print_table, threadpool_info, time_blocks  # noqa: E402
+from timing import cpu_info, load_average, print_table, threadpool_info, time_blocks  # noqa: E402
 
 from cnnlib import functional as F  # noqa: E402
 
@@ -104,6 +104,7 @@ def main(argv=None) -> int:
     shapes, rounds, repeat = (QUICK, 1, 2) if args.quick else (SHAPES, args.rounds, 5)
     print("cnnlib conv routes, forward + backward (dx, dw, db), float32; ms per call (ratio to im2col)")
     print(f"numpy {np.__version__}; {threadpool_info()}")
+    print(cpu_info())
     print(f"median of {rounds} rounds x {repeat} calls, each route timed as a block, routes interleaved round by round")
     print(f"{load_average()} before")
     rows = [bench_shape(*s, rounds=rounds, repeat=repeat) for s in shapes]

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import (  # noqa: E402
-    Stopwatch, cpu_snapshot, cpu_use, gemm_seconds, load_1min, load_average, malloc_info, print_table, ratio_verdict,
+    Stopwatch, cpu_info, cpu_snapshot, cpu_use, gemm_seconds, load_1min, load_average, malloc_info, print_table, ratio_verdict,
     threadpool_info, time_blocks, torch_available,
 )
 
@@ -290,6 +290,7 @@ def main(argv=None) -> int:
         print("torch not importable: timing cnnlib only")
     print(f"numpy {np.__version__}; {threadpool_info()}")
     print(malloc_info())
+    print(cpu_info())
     before, cpu_start = load_1min(), cpu_snapshot()
     print(f"{load_average()} before")
 

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
-    "QUIET_LOAD", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "gemm_profile", "malloc_info",
+    "QUIET_LOAD", "cpu_info", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "gemm_profile", "malloc_info",
     "Stopwatch", "cpu_snapshot", "cpu_use",
 ]
 
@@ -139,6 +139,21 @@ def malloc_info() -> str:
     from cnnlib import _malloc, functional  # noqa: F401  (importing functional applies it)
 
     return f"malloc: {_malloc.STATE} (the same for every library in this process)"
+
+
+def cpu_info() -> str:
+    """The CPU's model name and L2 cache, and the conv blocks cnnlib sizes from that L2."""
+    from cnnlib import functional as F
+
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    except OSError:
+        pass
+    l2 = F._l2_cache_bytes()
+    l2_text = f"L2 {l2 / 2**20:g} MiB a core" if l2 else "L2 size unknown"
+    return f"CPU: {model}; {l2_text}; cnnlib's conv blocks: {F._BLOCK_BYTES / 2**20:g} MiB of scratch"
 
 
 def torch_available() -> bool:

@@ -781,8 +781,11 @@ def test_blocks_are_chosen_for_large_batches_and_agree_in_float32(shape, wshape,
     assert_float32_round_off(results["auto"], results["never"], shape, wshape, "blocks vs whole batch")
 
 
-def test_small_batches_and_lenet_layers_are_not_blocked():
-    """Blocks only pay past 2 * _BLOCK_BYTES of scratch: LeNet's layers at batch 64 stay whole."""
+def test_small_batches_and_lenet_layers_are_not_blocked(monkeypatch):
+    """Blocks only pay past 2 * _BLOCK_BYTES of scratch: LeNet's layers at batch 64 stay whole
+    (with 4 MiB blocks, a 512 KiB L2's: the block size depends on the machine, the rule does not)."""
+    monkeypatch.setattr(F, "_BLOCK_BYTES", 4 * 2**20)
+
     def block(x, w, stride=1, padding=0):
         return F.conv2d_forward(np.zeros(x, np.float32), np.zeros(w, np.float32), None, stride, padding)[1].get("block")
 
@@ -790,6 +793,28 @@ def test_small_batches_and_lenet_layers_are_not_blocked():
     assert block((2, 64, 32, 32), (64, 64, 3, 3), padding=1) is None
     assert block((32, 64, 32, 32), (64, 64, 3, 3), padding=1) is not None
     assert block((32, 32, 32, 32), (64, 32, 3, 3), stride=2, padding=1) is not None
+
+
+def test_the_block_size_follows_the_l2_cache_that_sysfs_reports(tmp_path):
+    """8x the L2 (4 MiB for a 512 KiB L2, 16 MiB for 2 MiB), between 2 and 32 MiB; 4 MiB when
+    sysfs is missing or unreadable. The L1 data and instruction caches and the L3 are skipped."""
+    for index, (level, kind, size) in enumerate([("1", "Data", "48K"), ("1", "Instruction", "64K"),
+                                                 ("2", "Unified", "2048K"), ("3", "Unified", "491520K")]):
+        d = tmp_path / f"index{index}"
+        d.mkdir()
+        (d / "level").write_text(level + "\n")
+        (d / "type").write_text(kind + "\n")
+        (d / "size").write_text(size + "\n")
+    assert F._l2_cache_bytes(str(tmp_path)) == 2 * 2**20
+    assert F._block_bytes(2 * 2**20) == 16 * 2**20
+    assert F._block_bytes(512 * 2**10) == 4 * 2**20
+    assert F._block_bytes(64 * 2**20) == 32 * 2**20 and F._block_bytes(128 * 2**10) == 2 * 2**20
+    (tmp_path / "index2" / "size").write_text("1M\n")
+    assert F._l2_cache_bytes(str(tmp_path)) == 2**20
+    (tmp_path / "index2" / "size").write_text("big\n")
+    assert F._l2_cache_bytes(str(tmp_path)) is None
+    assert F._l2_cache_bytes(str(tmp_path / "missing")) is None
+    assert F._block_bytes(None) == 4 * 2**20
 
 
 def test_chunked_route_is_chosen_for_few_filters_on_a_large_batch():
