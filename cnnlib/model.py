@@ -87,6 +87,7 @@ class Sequential:
             raise TypeError("Sequential: pass a list of layers, e.g. Sequential([Conv2d(...), ReLU()])")
         self.layers: list[Layer] = _check_layers(layers)
         self.training = True
+        self._swapped: set[int] = set()  # ReLU + MaxPool2d pairs the last forward ran pool first
         self._name_layers()
 
     # --- running ------------------------------------------------------------------------------
