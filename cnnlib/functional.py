@@ -590,9 +590,9 @@ def _l2_cache_bytes(root="/sys/devices/system/cpu/cpu0/cache") -> int | None:
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
     try:
         for entry in sorted(os.listdir(root)):
-            d = os.path.join(root, entry)
             if not entry.startswith("index"):
                 continue
+            d = os.path.join(root, entry)
             with open(os.path.join(d, "level")) as f_level, open(os.path.join(d, "type")) as f_type:
                 if f_level.read().strip() != "2" or f_type.read().strip() == "Instruction":
                     continue

@@ -133,7 +133,7 @@ class Sequential:
         input of the last ``forward`` (through a ReLU + MaxPool2d pair in the order the forward
         ran them).
         """
-        swapped = getattr(self, "_swapped", ())
+        swapped = self._swapped
         i = len(self.layers) - 1
         while i >= 0:
             pair = (i - 1) in swapped
@@ -156,7 +156,7 @@ class Sequential:
             # A view of some layers (shared, not copied) that keeps their names, e.g. model[:6]
             # for the feature maps of the convolutional part.
             sub = object.__new__(Sequential)
-            sub.layers, sub.training = self.layers[index], self.training
+            sub.layers, sub.training, sub._swapped = self.layers[index], self.training, set()
             return sub
         return self.layers[index]
 
