@@ -692,6 +692,26 @@ def test_rows_route_matches_naive_loops(case, keep, monkeypatch):
     assert_matches(dw, expected[1], "dw without dx")
 
 
+def test_rows_padded_rule():
+    """R gets zero rows up to a multiple of 16 only when they add at most an eighth."""
+    assert [F._rows_padded(k) for k in (30, 15, 45, 60, 16, 48, 9, 20, 24, 1)] == [32, 16, 48, 64, 16, 48, 9, 20, 24, 1]
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["R-kept", "R-recomputed"])
+@pytest.mark.parametrize("shape,wshape,padding", [((3, 6, 14, 14), (16, 6, 5, 5), 0), ((2, 5, 7, 8), (4, 5, 3, 3), 1),
+                                                  ((2, 15, 6, 6), (7, 15, 3, 2), (1, 0))])
+def test_rows_route_with_zero_padded_rows_on_dirty_scratch(shape, wshape, padding, keep, monkeypatch):
+    """C*KH = 30, 15, 45: R and W' carry zero rows/columns up to a multiple of 16, written every
+    call (the scratch holds 0xFF garbage, NaN as floats), and the result is the loops'."""
+    assert F._rows_padded(shape[1] * wshape[2]) > shape[1] * wshape[2]
+    monkeypatch.setattr(F, "_CONV_ALGO", "rows")
+    monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep else 0)
+    rng = np.random.default_rng(47)
+    x, w, b = (rng.standard_normal(s) for s in (shape, wshape, wshape[:1]))
+    cache, _, _ = check_conv_on_dirty_scratch(x, w, b, 1, padding, seed=48, what=", padded rows")
+    assert cache["algo"] == "rows"
+
+
 @pytest.mark.parametrize("shape,wshape,padding", [((64, 6, 14, 14), (16, 6, 5, 5), 0), ((4, 32, 9, 10), (24, 32, 3, 3), 1),
                                                   ((3, 5, 7, 6), (4, 5, 3, 2), (2, 1))])
 def test_rows_route_float32_agrees_with_im2col_to_round_off(shape, wshape, padding, monkeypatch):
