@@ -3,11 +3,13 @@
 ``conv2d_forward`` picks a route by shape (``cnnlib.functional``): im2col + one GEMM, the
 kernel-row route (stride 1: im2col over channel x kernel row only), batch chunks of im2col (few
 filters), Winograd F(2x2, 3x3) (not chosen by default); on large batches, im2col and the
-kernel-row route run in blocks of images whose scratch stays in the cache. This script forces
-each route that applies to a shape on the whole batch (forced, "chunked" takes a third of the
-batch per chunk; "auto" sizes its chunks for the cache), runs "auto" with and without the
-blocks, checks that all agree with each other to float32 round-off, and times them block-wise, interleaved round by round (``timing.py``), so the choice the library makes can be
-re-checked on another machine. It prints the route ``auto`` takes and each route's time
+kernel-row route run in blocks of images whose scratch stays in the cache, and with enough scratch
+the blocks run on as many threads as the BLAS has. This script forces each route that applies to
+a shape on the whole batch, on one thread (forced, "chunked" takes a third of the batch per chunk;
+"auto" sizes its chunks for the cache), runs "auto" as it is, with its blocks on one thread, and
+without blocks or threads, checks that all agree with each other to float32 round-off, and times
+them block-wise, interleaved round by round (``timing.py``), so the choices the library makes can
+be re-checked on another machine. It prints the route ``auto`` takes and each route's time
 relative to im2col; the load average before and after (times on a busy machine say little).
 
 Run with ``make bench-routes`` (it unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE).
@@ -42,7 +44,7 @@ QUICK = [
     ("quick 4x16x8x8 -> 16@3x3 p1", (4, 16, 8, 8), (16, 16, 3, 3), 1, 1),
 ]
 ROUTES = ("im2col", "rows", "chunked", "winograd")
-COLUMNS = ("auto", "auto, whole", *ROUTES)  # "auto, whole": auto without blocks of images
+COLUMNS = ("auto", "auto, 1 thread", "auto, whole", *ROUTES)  # "auto, whole": auto without blocks or threads
 
 
 def applicable(route: str, wshape, stride) -> bool:
@@ -55,21 +57,24 @@ def applicable(route: str, wshape, stride) -> bool:
 
 
 def run_route(route: str, x, w, b, dout, stride, padding):
-    """Forward + backward with the route forced ("auto, whole": auto without blocks of images;
-    a forced route runs on the whole batch); returns (out, dx, dw, db) and the route taken."""
-    saved = F._CONV_ALGO, F._BLOCKING
+    """Forward + backward with the route forced ("auto, 1 thread": auto's blocks on one thread;
+    "auto, whole": auto without blocks or threads; a forced route runs on the whole batch, on one
+    thread); returns (out, dx, dw, db) and the route taken."""
+    saved = F._CONV_ALGO, F._BLOCKING, F._THREADS
     F._CONV_ALGO = "auto" if route.startswith("auto") else route
-    F._BLOCKING = "auto" if route == "auto" else "never"
+    F._BLOCKING = "auto" if route in ("auto", "auto, 1 thread") else "never"
+    F._THREADS = "auto" if route == "auto" else 1
     try:
         out, cache = F.conv2d_forward(x, w, b, stride, padding)
         return (out, *F.conv2d_backward(dout, cache)), cache["algo"]
     finally:
-        F._CONV_ALGO, F._BLOCKING = saved
+        F._CONV_ALGO, F._BLOCKING, F._THREADS = saved
 
 
 def auto_route(x, w, b, stride, padding) -> str:
     cache = F.conv2d_forward(x, w, b, stride, padding)[1]
-    return cache["algo"] + (f", blocks of {cache['block']}" if cache.get("block") else "")
+    threads = f" on {cache['threads']} threads" if cache.get("threads", 1) > 1 else ""
+    return cache["algo"] + (f", blocks of {cache['block']}" if cache.get("block") else "") + threads
 
 
 def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
@@ -79,9 +84,9 @@ def bench_shape(label, xshape, wshape, stride, padding, rounds, repeat):
     b = np.zeros(wshape[0], np.float32)
     out = F.conv2d_forward(x, w, b, stride, padding)[0]
     dout = rng.standard_normal(out.shape, dtype=np.float32)
-    routes = [*COLUMNS[:2]] + [r for r in ROUTES if applicable(r, wshape, stride)]
+    routes = [*COLUMNS[:3]] + [r for r in ROUTES if applicable(r, wshape, stride)]
     reference, _ = run_route("im2col", x, w, b, dout, stride, padding)
-    for r in routes[2:] + routes[:2]:  # the forced routes first, so a wrong one is named
+    for r in routes[3:] + routes[:3]:  # the forced routes first, so a wrong one is named
         got, taken = run_route(r, x, w, b, dout, stride, padding)
         if not r.startswith("auto") and taken != r:
             raise RuntimeError(f"{label}: forcing route {r!r} took {taken!r}")

@@ -7,6 +7,10 @@ kernels, strides, paddings, overlapping and gapped pooling windows, N = 1 and C 
 from __future__ import annotations
 
 import importlib
+import os
+import threading
+import time
+import types
 
 import numpy as np
 import pytest
@@ -769,6 +773,7 @@ def test_blocked_routes_match_naive_loops(case, algo, keep, monkeypatch):
     """float64: the batch in blocks of images equals the loops, on dirty scratch, with or without dx."""
     monkeypatch.setattr(F, "_CONV_ALGO", algo)
     monkeypatch.setattr(F, "_BLOCKING", "always")
+    monkeypatch.setattr(F, "_THREADS", 1)
     monkeypatch.setattr(F, "_KEEP_COLS_BYTES", 2**40 if keep else 0)
     cache, dout, expected = check_conv_on_dirty_scratch(*conv_arrays(case, seed=61), case["stride"], case["padding"],
                                                         seed=62, what=", blocks")
@@ -786,6 +791,7 @@ def test_blocks_are_chosen_for_large_batches_and_agree_in_float32(shape, wshape,
     """Past 2 * _BLOCK_BYTES of scratch the batch goes in equal blocks; float32 stays float32, and
     the blocked result differs from the whole batch's by float32 round-off only."""
     monkeypatch.setattr(F, "_BLOCK_BYTES", 2**20)
+    monkeypatch.setattr(F, "_THREADS", 1)  # blocks alone (threads: the tests below)
     rng = np.random.default_rng(63)
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (shape, wshape, wshape[:1]))
     results = {}
@@ -801,10 +807,115 @@ def test_blocks_are_chosen_for_large_batches_and_agree_in_float32(shape, wshape,
     assert_float32_round_off(results["auto"], results["never"], shape, wshape, "blocks vs whole batch")
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("blocking", ["auto", "always"])
+@pytest.mark.parametrize("algo", ["im2col", "rows"])
+@pytest.mark.parametrize("case", BLOCK_CASES[:8], ids=case_id)
+def test_blocks_on_threads_match_naive_loops(case, algo, blocking, threads, monkeypatch):
+    """float64: blocks run on 2 or 3 threads (each with its own scratch) equal the loops, dx and
+    dw, with or without dx, and the BLAS thread count is restored afterwards."""
+    monkeypatch.setattr(F, "_CONV_ALGO", algo)
+    monkeypatch.setattr(F, "_BLOCKING", blocking)
+    monkeypatch.setattr(F, "_THREADS", threads)
+    before = [lib.num_threads for lib in F._blas().lib_controllers]
+    x, w, b = conv_arrays(case, seed=65)
+    cache, dout, expected = check_conv_on_dirty_scratch(x, w, b, case["stride"], case["padding"], seed=66, what=", threads")
+    N = case["x"][0]
+    assert cache["threads"] == min(threads, N)
+    if N > 1:
+        assert cache["block"] is not None and -(-N // cache["block"]) >= min(threads, N)
+    dx, dw, _ = F.conv2d_backward(dout, cache, need_dx=False)
+    assert dx is None
+    assert_matches(dw, expected[1], "dw without dx (threads)")
+    assert [lib.num_threads for lib in F._blas().lib_controllers] == before
+
+
+def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
+    """A batch large enough for "auto" to take threads: float32 out, and the same numbers as one
+    thread to float32 round-off; a failing block's error reaches the caller, the pool still works."""
+    rng = np.random.default_rng(67)
+    shape, wshape = (8, 16, 40, 40), (32, 16, 3, 3)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (shape, wshape, wshape[:1]))
+    monkeypatch.setattr(F, "_THREAD_MIN_BYTES", 2**20)
+    monkeypatch.setattr(F, "_blas", lambda real=F._blas: FakeTwoThreads(real()))
+    results = {}
+    for threads in ("auto", 1):
+        monkeypatch.setattr(F, "_THREADS", threads)
+        results[threads], cache = float32_pass(x, w, b, 1, 1, seed=68)
+        assert cache["threads"] == (2 if threads == "auto" else 1)
+    assert_float32_round_off(results["auto"], results[1], shape, wshape, "2 threads vs 1")
+    monkeypatch.setattr(F, "_THREADS", 2)
+
+    def failing(part):
+        if part.start:
+            raise FloatingPointError("block failed")
+        return part.start
+
+    with pytest.raises(FloatingPointError, match="block failed"):
+        F._map_blocks(failing, 8, 4, 2)
+    assert F._map_blocks(lambda part: part.start, 8, 2, 2) == [0, 2, 4, 6]
+    ran_on = set()
+
+    def where(part):
+        ran_on.add(threading.current_thread().name)
+        return part.start
+
+    assert F._map_blocks(where, 8, 2, 2) == [0, 2, 4, 6] and len(ran_on) == 2
+    ran_on.clear()
+
+    def no_threads(workers):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(F, "_executor", no_threads)  # a process limit: every block runs here
+    assert F._map_blocks(where, 8, 2, 2) == [0, 2, 4, 6] and ran_on == {threading.current_thread().name}
+    results["no threads"], _ = float32_pass(x, w, b, 1, 1, seed=68)
+    assert_float32_round_off(results["no threads"], results[1], shape, wshape, "no threads vs 1")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_threads_work_in_a_forked_child(monkeypatch):
+    """A child forked after the worker threads exist (multiprocessing's default on Linux) has
+    none of them: it makes its own instead of waiting forever on the parent's."""
+    monkeypatch.setattr(F, "_THREADS", 2)
+    x = np.random.default_rng(69).standard_normal((4, 3, 6, 6))
+    w = np.random.default_rng(70).standard_normal((2, 3, 3, 3))
+    want = F.conv2d_forward(x, w, None, 1, 1)[0]  # the parent's pool now exists
+    assert F._pool.get("pid") == os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the threaded conv finishes and is right
+        try:
+            got = F.conv2d_forward(x, w, None, 1, 1)[0]
+            os._exit(0 if np.allclose(got, want) and F._pool["pid"] == os.getpid() else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on the parent's worker threads")
+
+
+class FakeTwoThreads:
+    """A BLAS controller that reports 2 threads (so "auto" takes threads on a 1-core machine too)."""
+
+    def __init__(self, real):
+        self.real = real
+        self.lib_controllers = [types.SimpleNamespace(num_threads=2)]
+
+    def limit(self, **kwargs):
+        return self.real.limit(**kwargs)
+
+
 def test_small_batches_and_lenet_layers_are_not_blocked(monkeypatch):
     """Blocks only pay past 2 * _BLOCK_BYTES of scratch: LeNet's layers at batch 64 stay whole
     (with 4 MiB blocks, a 512 KiB L2's: the block size depends on the machine, the rule does not)."""
     monkeypatch.setattr(F, "_BLOCK_BYTES", 4 * 2**20)
+    monkeypatch.setattr(F, "_THREADS", 1)
 
     def block(x, w, stride=1, padding=0):
         return F.conv2d_forward(np.zeros(x, np.float32), np.zeros(w, np.float32), None, stride, padding)[1].get("block")
