@@ -16,7 +16,8 @@ the last only once ``cnnlib.layers.Residual`` exists.
 For the convolutions, "GEMMs ms" is the part of cnnlib's time spent inside its matrix products
 (timing.gemm_profile; the share in brackets is of the same calls' time): the rest is the numpy
 work around them, and "GEMMs/torch" near 1 says the products alone take as long as torch's
-whole forward + backward.
+whole forward + backward. A large convolution runs its blocks on several threads; its GEMMs'
+time is then summed over the threads and divided by their number.
 """
 
 from __future__ import annotations
@@ -273,7 +274,7 @@ def main(argv=None):
     print("\nnaive ms: tests/naive.py loops timed on N=n images and scaled to the full batch (N=n x scale)")
     print("GEMMs ms: of cnnlib's time, what its np.matmul / np.einsum calls take (their share of those calls in brackets),\n  "
           "timed after the table's blocks; GEMMs/torch near 1 means the GEMMs alone take as long as "
-          "torch's whole call")
+          "torch's whole call\n  (blocks on several threads: the GEMMs' time summed over the threads, divided by their number)")
     for note in skipped:
         print(note)
     print(f"{load_average()} after the table")

@@ -126,7 +126,7 @@ def layer_profile(X, y, n_batches: int, rounds: int = 3):
     run = cnnlib_runner(X, y, n_batches, model=model)
     run()  # warm-up
     for watch in (w for pair in watches for w in pair):
-        watch.total = 0.0
+        watch.reset()
     t0 = time.perf_counter()
     for _ in range(rounds):
         run()

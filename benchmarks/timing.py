@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -58,10 +59,20 @@ def time_blocks(
 
 
 class Stopwatch:
-    """Adds up the time spent in the calls it wraps: ``f = watch.wrap(f)``, then ``watch.total``."""
+    """Adds up the time spent in the calls it wraps: ``f = watch.wrap(f)``, then ``watch.total``
+    (summed over the threads that made the calls) and ``watch.threads`` (how many threads did)."""
 
     def __init__(self) -> None:
-        self.total = 0.0
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.total, self._by_thread = 0.0, set()
+
+    @property
+    def threads(self) -> int:
+        return len(self._by_thread)
 
     def wrap(self, real: Callable) -> Callable:
         def call(*args, **kwargs):
@@ -69,7 +80,9 @@ class Stopwatch:
             try:
                 return real(*args, **kwargs)
             finally:
-                self.total += time.perf_counter() - t0
+                with self._lock:
+                    self.total += time.perf_counter() - t0
+                    self._by_thread.add(threading.get_ident())
         return call
 
 
@@ -87,6 +100,9 @@ def gemm_profile(fn: Callable[[], object], module, repeat: int = 9, warmup: int 
     sees, for the duration, a stand-in for numpy whose matmul and einsum are timed; everything
     else is numpy's own. The timer adds about a microsecond per GEMM. The share compares the
     GEMMs with the same calls' total, so it stays between 0 and 1 when the machine's speed drifts.
+    When a call runs its blocks on several threads (cnnlib's large convolutions), their GEMMs
+    overlap in time: the figure is their time summed over the threads, divided by the number of
+    threads that ran GEMMs (the GEMMs' share of each thread's time, on average).
     """
     import numpy as np
 
@@ -104,11 +120,12 @@ def gemm_profile(fn: Callable[[], object], module, repeat: int = 9, warmup: int 
             fn()
         gemm, share = [], []
         for _ in range(repeat):
-            watch.total = 0.0
+            watch.reset()
             t0 = time.perf_counter()
             fn()
-            gemm.append(watch.total)
-            share.append(watch.total / (time.perf_counter() - t0))
+            per_thread = watch.total / max(1, watch.threads)
+            gemm.append(per_thread)
+            share.append(per_thread / (time.perf_counter() - t0))
     finally:
         module.np = real_np
     return statistics.median(gemm), statistics.median(share)

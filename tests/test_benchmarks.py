@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -50,6 +51,53 @@ def test_gemm_seconds_times_the_products_only_and_puts_numpy_back():
     with pytest.raises(ZeroDivisionError):
         timing.gemm_seconds(lambda: 1 / 0, F)
     assert F.np is np
+
+
+def test_gemm_profile_of_blocks_on_threads_stays_a_share(monkeypatch):
+    """Blocks on 2 threads: the GEMMs overlap in time, so their summed time is divided by the
+    threads that ran them, and the share stays below 1."""
+    import numpy as np
+    import timing
+    from cnnlib import functional as F
+
+    monkeypatch.setattr(F, "_THREADS", 2)
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((8, 16, 24, 24)), rng.standard_normal((32, 16, 3, 3))
+    watch = timing.Stopwatch()
+    monkeypatch.setattr(F, "_conv_rows", watch.wrap(F._conv_rows))
+    F.conv2d_forward(x, w, None, 1, 1)
+    assert watch.threads == 2  # the blocks did run on two threads
+    gemm, share = timing.gemm_profile(lambda: F.conv2d(x, w, padding=1), F, repeat=3)
+    assert gemm > 0 and 0 < share < 1
+
+
+def test_gemm_profile_divides_overlapping_products_by_their_threads():
+    """Two threads each in a product of at least 0.1 s at the same time: at least 0.1 s of GEMMs
+    per call, and a share of the call's time of at most 1 (summed, the two would be about 2)."""
+    import threading
+    import types
+
+    import numpy as np
+    import timing
+
+    class Slow:
+        def __mul__(self, other):
+            time.sleep(0.1)  # (releases the GIL, so the two threads' products overlap)
+            return 1.0
+
+    a = np.array([[Slow()]], dtype=object)
+    module = types.SimpleNamespace(np=np)
+
+    def two_threads():
+        workers = [threading.Thread(target=lambda: module.np.matmul(a, a)) for _ in range(2)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+
+    gemm, share = timing.gemm_profile(two_threads, module, repeat=1, warmup=0)
+    assert gemm >= 0.1 and 0 < share <= 1.0  # (by construction: no speed is asserted)
+    assert module.np is np
 
 
 def test_bench_train_times_each_library_in_its_own_process():
