@@ -170,7 +170,14 @@ def cpu_info() -> str:
         pass
     l2 = F._l2_cache_bytes()
     l2_text = f"L2 {l2 / 2**20:g} MiB a core" if l2 else "L2 size unknown"
-    return f"CPU: {model}; {l2_text}; cnnlib's conv blocks: {F._BLOCK_BYTES / 2**20:g} MiB of scratch"
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    if F._BLAS_NAPS:
+        threads = (f"on threads past {F._THREAD_MIN_BYTES / 2**20:g} MiB of scratch "
+                   f"(OPENBLAS_THREAD_TIMEOUT={timeout}: OpenBLAS's idle threads sleep)")
+    else:
+        threads = (f"on one thread (OPENBLAS_THREAD_TIMEOUT={timeout or 'unset'}: OpenBLAS's idle threads "
+                   "spin; <= 21 lets cnnlib use threads)")
+    return f"CPU: {model}; {l2_text}; cnnlib's conv blocks: {F._BLOCK_BYTES / 2**20:g} MiB of scratch, {threads}"
 
 
 def torch_available() -> bool:

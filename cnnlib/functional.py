@@ -36,9 +36,10 @@ stay in L2 (recomputed, not kept, for the backward pass). When a whole batch's s
 columns or R, and the GEMM's product) passes twice the block size (8 times the L2 cache, 4 MiB
 when unknown), im2col and the kernel-row route run in equal blocks of images, forward and
 backward: each block's copies, GEMM and shifted sums then meet in the cache instead of main
-memory (0.76-0.9x the time on large layers). Past 10 MiB of scratch the blocks run on as many
-threads as numpy's BLAS has, each block's GEMMs on one thread, so that the copies and sums no
-longer run on one core alone (0.67-0.8x on large layers). Winograd's F(2x2, 3x3) (16 batched
+memory (0.76-0.9x the time on large layers). Past 10 MiB of scratch, and when the process started
+with OPENBLAS_THREAD_TIMEOUT <= 21 (OpenBLAS's idle threads then sleep instead of spinning), the
+blocks run on as many threads as numpy's BLAS has, each block's GEMMs on one thread, so that the
+copies and sums no longer run on one core alone (0.8-0.96x on large layers). Winograd's F(2x2, 3x3) (16 batched
 GEMMs on transformed 4x4 tiles) is there but not chosen: its transforms cost more than they saved
 here. Every route equals the others to round-off (the tests run each on the same cases;
 ``make bench-routes`` times them against each other). ``conv2d_backward(..., need_dx=False)``
@@ -669,18 +670,35 @@ def _block_images(N, per_image):
 # --------------------------------------------------------------------------------------------
 #
 # A numpy convolution spends a third to a half of its time outside the GEMMs, in copies and
-# shifted sums that run on one core while OpenBLAS's idle threads spin on the other. A large
-# convolution therefore runs its blocks of images on as many Python threads as numpy's BLAS has
-# threads, each block's GEMMs single-threaded (numpy releases the GIL in its loops and BLAS
-# calls; each thread has its own scratch, _Workspace being thread-local). Measured forward +
-# backward against one thread with 2-threaded GEMMs, A/B interleaved on a 2-core Xeon:
-# 32x64x32x32 -> 64 3x3 0.78-0.80x, 32x32x32x32 -> 64 3x3 stride 2 0.74-0.77x (11.7 MiB of
-# scratch), 64x3x32x32 -> 32 3x3 0.68-0.72x, 64x16x28x28 -> 32 3x3 0.67-0.69x, 64x32x14x14 ->
-# 16 5x5 0.80-0.82x. Small ones lose, by more than the threads' hand-offs cost: 32x32x16x16 ->
-# 32 3x3 (6.8 MiB) 1.42x, 64x16x14x14 -> 16 3x3 1.31x, LeNet's second layer 1.44x. So only a
-# batch with at least _THREAD_MIN_BYTES of scratch takes threads.
+# shifted sums that run on one core. A large convolution can instead run its blocks of images on
+# as many Python threads as numpy's BLAS has threads, each block's GEMMs single-threaded (numpy
+# releases the GIL in its loops and BLAS calls; each thread has its own scratch, _Workspace being
+# thread-local). That only pays when OpenBLAS's own threads sleep soon after a GEMM: by default
+# they spin for 2^28 cycles (about 0.1 s) after each one, and a block thread sharing a core with
+# a spinning one runs at a fraction of its speed. So "auto" takes threads only when the process
+# started with OPENBLAS_THREAD_TIMEOUT <= 21 (a spin of 2^21 cycles, under a millisecond; `make
+# lab` and the benchmarks set 21). Measured forward + backward, A/B against one thread with
+# 2-threaded GEMMs, a 2-threaded (64, 1024) @ (1024, 512) product before each pass as in a network,
+# on a 2-core Xeon: with OPENBLAS_THREAD_TIMEOUT=21 32x64x32x32 -> 64 3x3 0.80x, 64x16x28x28 ->
+# 32 3x3 0.81x, 64x3x32x32 -> 32 3x3 0.89x, 32x32x32x32 -> 64 3x3 stride 2 0.96x (alone, without
+# the product: 0.74-0.80x); with the default spin 1.24-1.53x. A LeNet training step (small GEMMs,
+# no threads) took the same time at 21 (4.58 vs 4.60-4.70 ms) and 1.14x at 4, where every GEMM
+# wakes sleeping threads. Small convolutions lose even then (32x32x16x16 -> 32 3x3, 6.8 MiB of
+# scratch, 1.42x; LeNet's second layer 1.44x), so only a batch with at least _THREAD_MIN_BYTES
+# of scratch takes threads.
 
-_THREADS = "auto"  # "auto", or an int: threads for a convolution's blocks (the tests force 1, 2 and 3)
+
+def _blas_naps(value) -> bool:
+    """True when OPENBLAS_THREAD_TIMEOUT (``value``, a string or None) makes OpenBLAS's idle
+    threads sleep within 2^21 cycles (OpenBLAS reads it once, when it loads)."""
+    try:
+        return value is not None and int(value) <= 21
+    except ValueError:
+        return False
+
+
+_BLAS_NAPS = _blas_naps(os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+_THREADS = "auto"  # "auto" (threads when _BLAS_NAPS), or an int: threads for a convolution's blocks (tests force 1, 2, 3)
 _THREAD_MIN_BYTES = 10 * 2**20  # the batch's scratch from which "auto" runs blocks on several threads
 _pool_lock = threading.Lock()  # one multi-threaded convolution at a time (the BLAS limit is process-wide)
 _pool: dict = {}  # the executor and the BLAS controller, made on first use
@@ -699,7 +717,7 @@ def _conv_threads(N: int, per_image: int) -> int:
     """Threads for a convolution of N images needing ``per_image`` bytes of scratch each."""
     if _THREADS != "auto":
         return max(1, min(int(_THREADS), N))
-    if N < 2 or per_image * N < _THREAD_MIN_BYTES:
+    if not _BLAS_NAPS or N < 2 or per_image * N < _THREAD_MIN_BYTES:
         return 1
     threads = max((lib.num_threads for lib in _blas().lib_controllers), default=1)
     return max(1, min(threads, N))

@@ -838,6 +838,9 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (shape, wshape, wshape[:1]))
     monkeypatch.setattr(F, "_THREAD_MIN_BYTES", 2**20)
     monkeypatch.setattr(F, "_blas", lambda real=F._blas: FakeTwoThreads(real()))
+    monkeypatch.setattr(F, "_BLAS_NAPS", False)  # OpenBLAS's threads spin: "auto" stays on one thread
+    assert F.conv2d_forward(x, w, b, 1, 1)[1]["threads"] == 1
+    monkeypatch.setattr(F, "_BLAS_NAPS", True)
     results = {}
     for threads in ("auto", 1):
         monkeypatch.setattr(F, "_THREADS", threads)
@@ -870,6 +873,11 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
     assert F._map_blocks(where, 8, 2, 2) == [0, 2, 4, 6] and ran_on == {threading.current_thread().name}
     results["no threads"], _ = float32_pass(x, w, b, 1, 1, seed=68)
     assert_float32_round_off(results["no threads"], results[1], shape, wshape, "no threads vs 1")
+
+
+def test_threads_need_openblas_threads_that_sleep():
+    """Only OPENBLAS_THREAD_TIMEOUT <= 21 (idle threads asleep within 2^21 cycles) lets "auto" use threads."""
+    assert [F._blas_naps(v) for v in ("4", "21", " 21", "22", "28", None, "", "x")] == [True, True, True, False, False, False, False, False]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
