@@ -818,7 +818,10 @@ def _dx_by_full_conv(C, F, KH, KW, H, W, Ho, Wo, stride, padding) -> bool:
 # on every shape tried: 32x64x32x32 -> 64 1.43x (148 vs 104 ms), 32x32x16x16 -> 32 1.6x, 128x16x14x14
 # -> 32 1.8x, 16x64x56x56, 8x256x14x14, 32x128x8x8 and 64x16x28x28 1.1-1.6x, chunked or not:
 # its transforms read and write 4x the input several times, and that memory traffic cost more
-# than the GEMM time they save. Set _CONV_ALGO = "winograd" to use it (e.g. on a machine with
+# than the GEMM time they save. On a 2-core Xeon (2 MiB of L2) it lost too, 85 vs 47 ms on
+# 32x64x32x32 -> 64, and not only to the transforms: its 16 products (64, 64) @ (64, tiles), K = 64,
+# ran at about 134 GFLOP/s where the kernel-row route's longer-K GEMMs ran at 250, so half the
+# FLOPs took the same 27-30 ms. Set _CONV_ALGO = "winograd" to use it (e.g. on a machine with
 # more memory bandwidth per core); it matches the direct route to round-off either way.
 
 _CONV_ALGO = "auto"  # "auto", or force "winograd" / "rows" / "im2col" / "chunked" (the tests check each)
