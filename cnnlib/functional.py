@@ -682,8 +682,11 @@ def _block_images(N, per_image):
 # on a 2-core Xeon: with OPENBLAS_THREAD_TIMEOUT=21 32x64x32x32 -> 64 3x3 0.80x, 64x16x28x28 ->
 # 32 3x3 0.81x, 64x3x32x32 -> 32 3x3 0.89x, 32x32x32x32 -> 64 3x3 stride 2 0.96x (alone, without
 # the product: 0.74-0.80x); with the default spin 1.24-1.53x. A LeNet training step (small GEMMs,
-# no threads) took the same time at 21 (4.58 vs 4.60-4.70 ms) and 1.14x at 4, where every GEMM
-# wakes sleeping threads. Small convolutions lose even then (32x32x16x16 -> 32 3x3, 6.8 MiB of
+# no threads) took the same time at 21 (4.58 vs 4.60-4.70 ms; a whole epoch 11,774-11,935 vs
+# 11,954-12,077 images/s) and 1.14x at 4, where every GEMM wakes sleeping threads. What 21 costs:
+# the first calls after the process sat idle wake OpenBLAS's sleeping threads (LeNet's first layer,
+# forward + backward, 6.8-7.0 ms instead of 2.7-2.8 ms a call over 5 calls after a 0.25 s pause;
+# 2.2 ms either way in a loop). Small convolutions lose even then (32x32x16x16 -> 32 3x3, 6.8 MiB of
 # scratch, 1.42x; LeNet's second layer 1.44x), so only a batch with at least _THREAD_MIN_BYTES
 # of scratch takes threads.
 
