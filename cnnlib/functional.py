@@ -767,10 +767,13 @@ def _map_blocks(fn, N: int, m, threads: int) -> list:
     try:
         runs = [parts[t * len(parts) // threads : (t + 1) * len(parts) // threads] for t in range(threads)]
         with _blas().limit(limits=1, user_api="blas"):
+            futures = []
             try:
                 pool = _executor(threads - 1)
-                futures = [pool.submit(lambda run=run: [fn(part) for part in run]) for run in runs[1:]]
-            except RuntimeError:  # "can't start new thread"
+                for run in runs[1:]:
+                    futures.append(pool.submit(lambda run=run: [fn(part) for part in run]))
+            except RuntimeError:  # "can't start new thread": the blocks already handed out finish first
+                wait(futures)
                 _pool.clear()
                 futures = None
             if futures is not None:

@@ -869,6 +869,19 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
     def no_threads(workers):
         raise RuntimeError("can't start new thread")
 
+    class SecondThreadFails:  # 3 threads: the first worker starts, the second cannot
+        def __init__(self):
+            self.real, self.calls = F._executor(2), 0
+
+        def submit(self, task):
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("can't start new thread")
+            return self.real.submit(task)
+
+    monkeypatch.setattr(F, "_executor", lambda workers, pool=SecondThreadFails(): pool)
+    assert F._map_blocks(where, 9, 3, 3) == [0, 3, 6]  # every block once more, here, after the first worker's
+    ran_on.clear()
     monkeypatch.setattr(F, "_executor", no_threads)  # a process limit: every block runs here
     assert F._map_blocks(where, 8, 2, 2) == [0, 2, 4, 6] and ran_on == {threading.current_thread().name}
     results["no threads"], _ = float32_pass(x, w, b, 1, 1, seed=68)
