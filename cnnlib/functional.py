@@ -774,16 +774,14 @@ def _map_blocks(fn, N: int, m, threads: int) -> list:
                     futures.append(pool.submit(lambda run=run: [fn(part) for part in run]))
             except RuntimeError:  # "can't start new thread": the blocks already handed out finish first
                 wait(futures)
-                _pool.clear()
-                futures = None
-            if futures is not None:
+                for key in ("executor", "workers", "pid"):  # (the BLAS controller stays)
+                    _pool.pop(key, None)
+            else:
                 try:
                     results = [fn(part) for part in runs[0]]
                 finally:
                     wait(futures)  # never leave with blocks still running (the BLAS limit ends here)
-                for f in futures:
-                    results += f.result()
-                return results
+                return results + [r for f in futures for r in f.result()]
     finally:
         _pool_lock.release()
     return [fn(part) for part in parts]
