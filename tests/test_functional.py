@@ -838,6 +838,7 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (shape, wshape, wshape[:1]))
     monkeypatch.setattr(F, "_THREAD_MIN_BYTES", 2**20)
     monkeypatch.setattr(F, "_blas", lambda real=F._blas: FakeTwoThreads(real()))
+    monkeypatch.setattr(F, "_cpus", lambda real=F._cpus: real() if len(real()) >= 2 else [0, 1])  # (a 1-CPU machine)
     monkeypatch.setattr(F, "_BLAS_NAPS", False)  # OpenBLAS's threads spin: "auto" stays on one thread
     assert F.conv2d_forward(x, w, b, 1, 1)[1]["threads"] == 1
     monkeypatch.setattr(F, "_BLAS_NAPS", True)
@@ -873,11 +874,11 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
         def __init__(self):
             self.real, self.calls = F._executor(2), 0
 
-        def submit(self, task):
+        def submit(self, *task):
             self.calls += 1
             if self.calls > 1:
                 raise RuntimeError("can't start new thread")
-            return self.real.submit(task)
+            return self.real.submit(*task)
 
     monkeypatch.setattr(F, "_executor", lambda workers, pool=SecondThreadFails(): pool)
     assert F._map_blocks(where, 9, 3, 3) == [0, 3, 6]  # every block once more, here, after the first worker's
@@ -886,6 +887,46 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
     assert F._map_blocks(where, 8, 2, 2) == [0, 2, 4, 6] and ran_on == {threading.current_thread().name}
     results["no threads"], _ = float32_pass(x, w, b, 1, 1, seed=68)
     assert_float32_round_off(results["no threads"], results[1], shape, wshape, "no threads vs 1")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_threads_run_on_cpus_of_their_own_and_the_caller_gets_its_cpus_back(monkeypatch):
+    """During a call each thread is kept on a CPU of its own (else Linux often wakes the worker on
+    the caller's CPU, and the two take turns on one core); after it, the caller may run where it
+    could before. Refused (a sandbox's seccomp filter) or with too few CPUs: unpinned, same results."""
+    before = os.sched_getaffinity(0)
+    cpus, seen = sorted(before), {}
+
+    def where(part):
+        seen[part.start] = (threading.current_thread().name, os.sched_getaffinity(0))
+        return part.start
+
+    assert F._map_blocks(where, 4, 2, 2) == [0, 2]
+    assert os.sched_getaffinity(0) == before
+    assert seen[0][0] == threading.current_thread().name != seen[2][0]
+    if len(cpus) >= 2:
+        assert seen[0][1] == {cpus[0]} and seen[2][1] == {cpus[1]}
+    else:
+        assert seen[0][1] == seen[2][1] == before
+    seen.clear()
+    assert F._map_blocks(where, 6, 2, 3) == [0, 2, 4]  # 3 threads
+    assert os.sched_getaffinity(0) == before
+    if len(cpus) < 3:  # fewer CPUs than threads: none is pinned (the caller keeps all of its CPUs)
+        assert seen[0][1] == before
+
+    def refuse(pid, mask):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    assert F._map_blocks(where, 4, 2, 2) == [0, 2]
+    assert os.sched_getaffinity(0) == before
+    # "auto" takes no more threads than the process has CPUs
+    monkeypatch.setattr(F, "_blas", lambda real=F._blas: FakeTwoThreads(real()))
+    monkeypatch.setattr(F, "_BLAS_NAPS", True)
+    monkeypatch.setattr(F, "_cpus", lambda: [0])
+    assert F._conv_threads(8, F._THREAD_MIN_BYTES) == 1
+    monkeypatch.setattr(F, "_cpus", lambda: [0, 1])
+    assert F._conv_threads(8, F._THREAD_MIN_BYTES) == 2
 
 
 def test_threads_need_openblas_threads_that_sleep():
