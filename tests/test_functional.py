@@ -479,12 +479,48 @@ def test_phase_coverage_rule_is_exact():
         ph, pw = (int(v) for v in rng.integers(0, 3, size=2))
         H, W = int(rng.integers(max(1, kh - 2 * ph), 12)), int(rng.integers(max(1, kw - 2 * pw), 12))
         Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-        g = F._Phases((2, 3, H, W), kh, kw, sh, sw, ph, pw, Ho, Wo, bool(rng.integers(2)))
+        major = bool(rng.integers(2))
+        g = F._Phases((2, 3, H, W), kh, kw, sh, sw, ph, pw, Ho, Wo, major, split_cols=major and bool(rng.integers(2)))
         covers, g.covers = g.covers, False  # this object is not the shared cached one
         held = g.merge(np.ones(g.size), np.float64)  # zero where no phase holds x
         assert bool((held == 1).all()) == covers, (sh, sw, kh, kw, ph, pw, H, W)
         seen[covers] += 1
     assert min(seen.values()) > 40, seen
+
+
+def test_phase_images_with_rows_only_split_give_the_same_windows():
+    """The im2col route's phase image splits only the rows (windows read with a step of sw): its
+    windows are the column-split image's, number for number, on every valid output position; and
+    merge(split(x)) gives x back with either layout (zero where no window reads it)."""
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        sh, sw, kh, kw = (int(v) for v in rng.integers(1, 5, size=4))
+        ph, pw = (int(v) for v in rng.integers(0, 3, size=2))
+        H, W = int(rng.integers(max(1, kh - 2 * ph), 12)), int(rng.integers(max(1, kw - 2 * pw), 12))
+        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        N, C = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        x = rng.standard_normal((N, C, H, W))
+        views = {}
+        for split_cols in (True, False):
+            g = F._Phases(x.shape, kh, kw, sh, sw, ph, pw, Ho, Wo, True, split_cols)
+            assert g.Wg == Wo + (kw - 1) // sw and g.cstep == (1 if split_cols else sw)
+            held = g.merge(g.split(np.ones_like(x), "test_phase"), x.dtype)  # 0 where no window reads x
+            assert set(np.unique(held)) <= {0.0, 1.0} and bool(held.all()) == g.covers
+            img = g.split(x, "test_phase")
+            assert np.array_equal(g.merge(img, x.dtype), x * held)
+            cols = np.full((C, kh, kw, N, Ho * g.Wg), np.nan)
+            isw = g.istride[1]
+            for a in range(min(sh, kh)):
+                for b in range(min(isw, kw)):
+                    cols[:, a::sh, b::isw] = g.windows(img, a, b, 0, N, x.dtype)
+            views[split_cols] = cols.reshape(C, kh, kw, N, Ho, g.Wg)[..., :Wo]
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        want = np.empty((C, kh, kw, N, Ho, Wo))
+        for i in range(kh):
+            for j in range(kw):
+                want[:, i, j] = xp[:, :, i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw].transpose(1, 0, 2, 3)
+        assert np.array_equal(views[True], want) and np.array_equal(views[False], want), (sh, sw, kh, kw, ph, pw, H, W)
+    F._workspace.buffers.pop("test_phase", None)
 
 
 MODULES = ["cnnlib.functional", "cnnlib.losses", "cnnlib.gradcheck", "cnnlib.shapes", "cnnlib.kernels"]
