@@ -52,6 +52,7 @@ page faults); returned arrays and caches never point into it.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import numbers
 import os
@@ -780,14 +781,22 @@ def _conv_threads(N: int, per_image: int) -> int:
 def _block_plan(N: int, per_image: int):
     """(m, threads): images per block (None: the whole batch in one) and threads to run them on.
 
-    The blocks that keep scratch in cache (_block_images), made a multiple of the threads in number.
+    The blocks that keep scratch in cache (_block_images), made _BLOCKS_PER_THREAD times a multiple
+    of the threads in number: each thread takes the next block nobody has taken, so a thread that
+    runs slower (a busier CPU, a late start) takes fewer. Measured forward + backward against one
+    block a thread each (blocks of 9 calls after pauses, 10 rounds A/B in one process, 2-core EPYC):
+    32x64x32x32 -> 64 3x3 0.93x forward and 0.88x backward, 32x32x32x32 -> 64 3x3 stride 2
+    0.97x and 0.96x, 64x16x28x28 -> 32 3x3 and 32x16x32x32 -> 32 5x5 stride 2 the same.
     """
     m, threads = _block_images(N, per_image), _conv_threads(N, per_image)
     if threads > 1:
         blocks = 1 if m is None else -(-N // m)
-        blocks = -(-blocks // threads) * threads
-        m = -(-N // blocks)
+        blocks = -(-blocks // threads) * threads * _BLOCKS_PER_THREAD
+        m = -(-N // min(blocks, N))
     return m, threads
+
+
+_BLOCKS_PER_THREAD = 2  # blocks per thread when a convolution runs on several (_block_plan)
 
 
 def _executor(workers: int):
@@ -802,16 +811,23 @@ def _executor(workers: int):
     return _pool["executor"]
 
 
-def _run_blocks(fn, run, cpus=None) -> list:
-    """[fn(part) for part in run] on a worker thread, kept on ``cpus`` when given."""
+def _run_blocks(fn, parts, results, claim, stop, cpus=None) -> None:
+    """results[k] = fn(parts[k]) for each block k this thread claims, until none is left (or a
+    thread failed: ``stop``). On a worker thread, kept on ``cpus`` when given."""
     if cpus:
         _pin(cpus)
-    return [fn(part) for part in run]
+    try:
+        while (k := claim()) is not None:
+            results[k] = fn(parts[k])
+    except BaseException:
+        stop.set()  # the other threads take no further block
+        raise
 
 
 def _map_blocks(fn, N: int, m, threads: int) -> list:
-    """[fn(part) for each block part of the batch], in order; on ``threads`` threads when > 1, the
-    blocks split into that many runs of consecutive blocks and the BLAS kept to one thread meanwhile.
+    """[fn(part) for each block part of the batch], in order; on ``threads`` threads when > 1, each
+    thread taking the next block nobody has taken (a slower thread takes fewer), the BLAS kept to
+    one thread meanwhile.
 
     One thread when another thread is in a multi-threaded convolution (the BLAS limit is the
     process's), or when no thread can start (a process limit, as in the grader's sandbox).
@@ -823,8 +839,14 @@ def _map_blocks(fn, N: int, m, threads: int) -> list:
     if threads < 2 or not _pool_lock.acquire(blocking=False):
         return [fn(part) for part in parts]
     cpus, pinned = _cpus(), False
+    results, claimed, stop, claim_lock = [None] * len(parts), itertools.count(), threading.Event(), threading.Lock()
+
+    def claim():  # the next block no thread has taken, or None
+        with claim_lock:
+            k = next(claimed)
+        return k if k < len(parts) and not stop.is_set() else None
+
     try:
-        runs = [parts[t * len(parts) // threads : (t + 1) * len(parts) // threads] for t in range(threads)]
         # each thread on a CPU of its own for the call: left to itself, Linux often wakes a worker
         # on the CPU of the thread that woke it, and the two then take turns on one core
         pinned = len(cpus) >= threads and _pin({cpus[0]})
@@ -832,23 +854,22 @@ def _map_blocks(fn, N: int, m, threads: int) -> list:
             futures = []
             try:
                 pool = _executor(threads - 1)
-                for t, run in enumerate(runs[1:], 1):
-                    futures.append(pool.submit(_run_blocks, fn, run, {cpus[t]} if pinned else None))
-            except RuntimeError:  # "can't start new thread": the blocks already handed out finish first
-                wait(futures)
+                for t in range(1, threads):
+                    futures.append(pool.submit(_run_blocks, fn, parts, results, claim, stop, {cpus[t]} if pinned else None))
+            except RuntimeError:  # "can't start new thread": the threads that started share the blocks
                 for key in ("executor", "workers", "pid"):  # (the BLAS controller stays)
                     _pool.pop(key, None)
-            else:
-                try:
-                    results = [fn(part) for part in runs[0]]
-                finally:
-                    wait(futures)  # never leave with blocks still running (the BLAS limit ends here)
-                return results + [r for f in futures for r in f.result()]
+            try:
+                _run_blocks(fn, parts, results, claim, stop)
+            finally:
+                wait(futures)  # never leave with blocks still running (the BLAS limit ends here)
+            for f in futures:
+                f.result()  # a worker's error reaches the caller
+            return results
     finally:
         if pinned:
             _pin(cpus)
         _pool_lock.release()
-    return [fn(part) for part in parts]
 
 
 _DX_STRATEGY = "auto"  # "auto", or force "full" / "col2im" (the tests check both ways)

@@ -866,6 +866,22 @@ def test_blocks_on_threads_match_naive_loops(case, algo, blocking, threads, monk
     assert [lib.num_threads for lib in F._blas().lib_controllers] == before
 
 
+def on_two_threads(record):
+    """A block function for _map_blocks: record(part), then wait (up to 60 s) until two threads
+    have each taken a block, so that both threads take one whatever the timing."""
+    threads, both = set(), threading.Event()
+
+    def block(part):
+        record(part)
+        threads.add(threading.current_thread().name)
+        if len(threads) >= 2:
+            both.set()
+        assert both.wait(60), "no second thread took a block"
+        return part.start
+
+    return block
+
+
 def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
     """A batch large enough for "auto" to take threads: float32 out, and the same numbers as one
     thread to float32 round-off; a failing block's error reaches the caller, the pool still works."""
@@ -894,13 +910,26 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
     with pytest.raises(FloatingPointError, match="block failed"):
         F._map_blocks(failing, 8, 4, 2)
     assert F._map_blocks(lambda part: part.start, 8, 2, 2) == [0, 2, 4, 6]
-    ran_on = set()
+    ran_on, starts = set(), []
 
     def where(part):
         ran_on.add(threading.current_thread().name)
+        starts.append(part.start)
         return part.start
 
-    assert F._map_blocks(where, 8, 2, 2) == [0, 2, 4, 6] and len(ran_on) == 2
+    # each thread takes the next block nobody has taken: results in order, every block once
+    assert F._map_blocks(on_two_threads(where), 8, 2, 2) == [0, 2, 4, 6] and len(ran_on) == 2
+    assert sorted(starts) == [0, 2, 4, 6]
+    caller, by_caller = threading.current_thread().name, []
+
+    def caller_slow(part):  # the caller's blocks take 50x longer: the worker takes more of them
+        by_caller.append(threading.current_thread().name == caller)
+        time.sleep(0.05 if by_caller[-1] else 0.001)
+        return where(part)
+
+    starts.clear()
+    assert F._map_blocks(caller_slow, 16, 1, 2) == list(range(16))
+    assert sorted(starts) == list(range(16)) and sum(by_caller) < 8, by_caller
     ran_on.clear()
 
     def no_threads(workers):
@@ -917,7 +946,7 @@ def test_threads_give_the_one_thread_result_in_float32(monkeypatch):
             return self.real.submit(*task)
 
     monkeypatch.setattr(F, "_executor", lambda workers, pool=SecondThreadFails(): pool)
-    assert F._map_blocks(where, 9, 3, 3) == [0, 3, 6]  # every block once more, here, after the first worker's
+    assert F._map_blocks(where, 9, 3, 3) == [0, 3, 6]  # the caller and the worker that started share the blocks
     ran_on.clear()
     monkeypatch.setattr(F, "_executor", no_threads)  # a process limit: every block runs here
     assert F._map_blocks(where, 8, 2, 2) == [0, 2, 4, 6] and ran_on == {threading.current_thread().name}
@@ -934,21 +963,22 @@ def test_threads_run_on_cpus_of_their_own_and_the_caller_gets_its_cpus_back(monk
     cpus, seen = sorted(before), {}
 
     def where(part):
-        seen[part.start] = (threading.current_thread().name, os.sched_getaffinity(0))
+        seen[threading.current_thread().name] = os.sched_getaffinity(0)
         return part.start
 
-    assert F._map_blocks(where, 4, 2, 2) == [0, 2]
+    assert F._map_blocks(on_two_threads(where), 4, 2, 2) == [0, 2]
     assert os.sched_getaffinity(0) == before
-    assert seen[0][0] == threading.current_thread().name != seen[2][0]
+    here = threading.current_thread().name
+    (worker,) = set(seen) - {here}
     if len(cpus) >= 2:
-        assert seen[0][1] == {cpus[0]} and seen[2][1] == {cpus[1]}
+        assert seen[here] == {cpus[0]} and seen[worker] == {cpus[1]}
     else:
-        assert seen[0][1] == seen[2][1] == before
+        assert seen[here] == seen[worker] == before
     seen.clear()
     assert F._map_blocks(where, 6, 2, 3) == [0, 2, 4]  # 3 threads
     assert os.sched_getaffinity(0) == before
-    if len(cpus) < 3:  # fewer CPUs than threads: none is pinned (the caller keeps all of its CPUs)
-        assert seen[0][1] == before
+    if len(cpus) < 3 and here in seen:  # fewer CPUs than threads: none is pinned (the caller keeps all its CPUs)
+        assert seen[here] == before
 
     def refuse(pid, mask):
         raise PermissionError(1, "Operation not permitted")
