@@ -740,6 +740,7 @@ def _blas_naps(value) -> bool:
 _BLAS_NAPS = _blas_naps(os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
 _THREADS = "auto"  # "auto" (threads when _BLAS_NAPS), or an int: threads for a convolution's blocks (tests force 1, 2, 3)
 _THREAD_MIN_BYTES = 10 * 2**20  # the batch's scratch from which "auto" runs blocks on several threads
+_BLOCKS_PER_THREAD = 2  # blocks per thread when a convolution runs on several (_block_plan)
 _pool_lock = threading.Lock()  # one multi-threaded convolution at a time (the BLAS limit is process-wide)
 _pool: dict = {}  # the executor and the BLAS controller, made on first use
 
@@ -798,9 +799,6 @@ def _block_plan(N: int, per_image: int):
     return m, threads
 
 
-_BLOCKS_PER_THREAD = 2  # blocks per thread when a convolution runs on several (_block_plan)
-
-
 def _executor(workers: int):
     """The worker threads (made on first use; again in a forked child, whose threads are gone)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -856,8 +854,8 @@ def _map_blocks(fn, N: int, m, threads: int) -> list:
             futures = []
             try:
                 pool = _executor(threads - 1)
-                for t in range(1, threads):
-                    futures.append(pool.submit(_run_blocks, fn, parts, results, claim, stop, {cpus[t]} if pinned else None))
+                for t in range(1, threads):  # (unpinned: a worker pinned by an earlier call may run anywhere again)
+                    futures.append(pool.submit(_run_blocks, fn, parts, results, claim, stop, {cpus[t]} if pinned else set(cpus)))
             except RuntimeError:  # "can't start new thread": the threads that started share the blocks
                 for key in ("executor", "workers", "pid"):  # (the BLAS controller stays)
                     _pool.pop(key, None)

@@ -974,11 +974,19 @@ def test_threads_run_on_cpus_of_their_own_and_the_caller_gets_its_cpus_back(monk
         assert seen[here] == {cpus[0]} and seen[worker] == {cpus[1]}
     else:
         assert seen[here] == seen[worker] == before
+    if len(cpus) >= 2:  # the caller narrowed to one CPU after a pinned call: the worker follows it there
+        seen.clear()
+        os.sched_setaffinity(0, {cpus[0]})
+        try:
+            assert F._map_blocks(on_two_threads(where), 4, 2, 2) == [0, 2]
+        finally:
+            os.sched_setaffinity(0, before)
+        assert seen[worker] == {cpus[0]}, seen
     seen.clear()
     assert F._map_blocks(where, 6, 2, 3) == [0, 2, 4]  # 3 threads
     assert os.sched_getaffinity(0) == before
-    if len(cpus) < 3 and here in seen:  # fewer CPUs than threads: none is pinned (the caller keeps all its CPUs)
-        assert seen[here] == before
+    if len(cpus) < 3:  # fewer CPUs than threads: none is pinned (the worker pinned above runs anywhere again)
+        assert all(mask == before for mask in seen.values()), seen
 
     def refuse(pid, mask):
         raise PermissionError(1, "Operation not permitted")
