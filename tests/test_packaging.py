@@ -61,3 +61,18 @@ def test_every_subpackage_is_packaged():
     assert {"cnnlib", "cnnlib.grading", "cnnlib.grading.autograde"} <= set(found)
     missing = [pkg for pkg in found if not any(fnmatch.fnmatchcase(pkg, pat) for pat in patterns)]
     assert not missing, f"pyproject.toml does not package {missing}"
+
+
+def test_license_is_an_spdx_expression_with_its_files_shipped():
+    """PEP 639 metadata: setuptools deprecates the ``{text = ...}`` table (an error from 2027-02-18),
+    a string license needs setuptools >= 77, and each license file named must exist."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    meta, requires = data["project"], data["build-system"]["requires"]
+    assert isinstance(meta["license"], str), "project.license must be an SPDX expression string, not a table"
+    setuptools_min = [r for r in requires if _name(r) == "setuptools"]
+    assert setuptools_min and re.search(r">=\s*(\d+)", setuptools_min[0]), requires
+    assert int(re.search(r">=\s*(\d+)", setuptools_min[0]).group(1)) >= 77, requires
+    for path in meta["license-files"]:
+        assert (ROOT / path).is_file(), f"license file {path} is missing"
+    # the shipped MNIST sample is CC BY-SA 3.0: the expression and the files must say so
+    assert "CC-BY-SA-3.0" in meta["license"] and "cnnlib/data/README.md" in meta["license-files"]
