@@ -13,6 +13,9 @@ mean is the goal); 7-9 are what the later notebooks train: spatial batch norm, l
 classifier sizes, and a ResNet basic block (two 3x3 Conv2d + BatchNorm2d, identity shortcut),
 the last only once ``cnnlib.layers.Residual`` exists.
 
+"rounds" is the lowest and highest cnnlib/torch of single rounds (each round times one block of
+each library back to back): how far one run's ratio moves on this machine, which the median hides.
+
 For the convolutions, "GEMMs ms" is the part of cnnlib's time spent inside its matrix products
 (timing.gemm_profile; the share in brackets is of the same calls' time): the rest is the numpy
 work around them, and "GEMMs/torch" near 1 says the products alone take as long as torch's
@@ -36,7 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import naive  # noqa: E402  (tests/naive.py: the loop references)
 from timing import (  # noqa: E402
     cpu_info, cpu_snapshot, cpu_use, gemm_profile, geometric_mean, load_1min, load_average, malloc_info, print_table, ratio_verdict,
-    threadpool_info, time_blocks, torch_available,
+    round_ratios, threadpool_info, time_blocks, torch_available,
 )
 
 from cnnlib import functional as F  # noqa: E402
@@ -229,7 +232,7 @@ def main(argv=None):
     print(f"{load_average()} before the table\n")
 
     rng = np.random.default_rng(0)
-    rows, ratios, skipped = [], {}, []
+    rows, ratios, spread, skipped = [], {}, {}, []
     for i, (label, kind, xshape, params) in enumerate(CASES, start=1):
         if args.only and i not in args.only:
             continue
@@ -242,7 +245,8 @@ def main(argv=None):
         candidates = {"cnnlib": ours}
         if torch_run is not None:
             candidates["torch"] = torch_run
-        t = time_blocks(candidates, rounds=args.rounds, repeat=args.repeat)
+        rounds: dict = {}
+        t = time_blocks(candidates, rounds=args.rounds, repeat=args.repeat, per_round=rounds)
         naive_s, n = (None, 0) if (args.no_naive or loops is None) else time_naive(loops, xshape[0], budget=5.0)
         row = [f"{i}. {label}"]
         row += ["-" if naive_s is None else f"{naive_s * 1e3:,.0f} (N={n}x{xshape[0] // n})"]
@@ -250,9 +254,10 @@ def main(argv=None):
         row += ["-" if naive_s is None else f"{naive_s / t['cnnlib']:,.0f}x"]
         if "torch" in t:
             ratios[i] = t["cnnlib"] / t["torch"]
-            row += [t["torch"] * 1e3, ratios[i]]
+            spread[i] = round_ratios(rounds, "cnnlib", "torch")
+            row += [t["torch"] * 1e3, ratios[i], f"{min(spread[i]):.2f}-{max(spread[i]):.2f}"]
         else:
-            row += ["-", "-"]
+            row += ["-", "-", "-"]
         if kind == "conv":  # the profile: how much of cnnlib's time is the GEMMs themselves
             gemm, share = gemm_profile(ours, F, repeat=args.repeat)
             row += [f"{gemm * 1e3:.3g} ({share:.0%})"]
@@ -264,14 +269,15 @@ def main(argv=None):
 
     after = load_1min()
     show, verdict = ratio_verdict([before, after], args.force, cpu_use(cpu_start, cpu_snapshot()))
-    headers = ["case", "naive ms", "cnnlib ms", "naive/cnnlib", "torch ms", "cnnlib/torch", "GEMMs ms", "GEMMs/torch"]
+    headers = ["case", "naive ms", "cnnlib ms", "naive/cnnlib", "torch ms", "cnnlib/torch", "rounds", "GEMMs ms", "GEMMs/torch"]
     rows = [r + ["-"] * (len(headers) - len(r)) for r in rows]  # skipped cases
     if not show:
-        rows = [r[:5] + ["withheld", r[6], "withheld"] for r in rows]
+        rows = [r[:5] + ["withheld", "withheld", r[7], "withheld"] for r in rows]
     else:
         rows = [r[:5] + [round(r[5], 2) if isinstance(r[5], float) else r[5]] + r[6:] for r in rows]
     print_table(rows, headers)
     print("\nnaive ms: tests/naive.py loops timed on N=n images and scaled to the full batch (N=n x scale)")
+    print("rounds: the lowest and highest cnnlib/torch of one round's two blocks (the spread within this run)")
     print("GEMMs ms: of cnnlib's time, what its np.matmul / np.einsum calls take (their share of those calls in brackets),\n  "
           "timed after the table's blocks; GEMMs/torch near 1 means the GEMMs alone take as long as "
           "torch's whole call\n  (blocks on several threads: the GEMMs' time summed over the threads, divided by their number)")
@@ -281,8 +287,10 @@ def main(argv=None):
     print(verdict)
     goal = [r for i, r in ratios.items() if i <= GOAL_CASES]
     if show and goal:
+        worst = max((i for i in ratios if i <= GOAL_CASES), key=ratios.get)
         print(f"geometric mean cnnlib/torch over cases 1-{GOAL_CASES} ({len(goal)} run): {geometric_mean(goal):.2f}  "
-              f"(goal <= 1.2, none above 1.5; worst {max(goal):.2f})")
+              f"(goal <= 1.2, none above 1.5; worst {max(goal):.2f}, case {worst}, whose rounds gave "
+              f"{min(spread[worst]):.2f}-{max(spread[worst]):.2f})")
         extra = [r for i, r in ratios.items() if i > GOAL_CASES]
         if extra:
             print(f"geometric mean over cases 7-{len(CASES)} ({len(extra)} run): {geometric_mean(extra):.2f}")

@@ -15,7 +15,8 @@ Python heap during the epoch, and the growth of the process's maximum resident s
 Two tables by default (``--processes``): both libraries timed in this one process, so under one
 malloc policy (cnnlib's, see cnnlib/_malloc.py: it speeds up torch's LeNet too), and each library
 in its own worker process, as its users run it (cnnlib's setting stays in cnnlib's process; torch
-runs under the C library's default). The blocks alternate between the libraries either way.
+runs under the C library's default). The blocks alternate between the libraries either way; after
+each ratio, the lowest and highest ratio of single rounds (how far one run's ratio moves).
 
 The load average is printed before and after the tables; the cnnlib / torch ratio is printed only
 on a quiet machine: load <= 0.7 before, and during the tables other processes using <= 0.7 cores
@@ -41,7 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import (  # noqa: E402
     Stopwatch, cpu_info, cpu_snapshot, cpu_use, gemm_seconds, load_1min, load_average, malloc_info, print_table, ratio_verdict,
-    threadpool_info, time_blocks, torch_available,
+    round_medians, round_ratios, threadpool_info, time_blocks, torch_available,
 )
 
 
@@ -172,13 +173,14 @@ for line in sys.stdin:
 
 
 def time_in_processes(names, batches: int, rounds: int, repeat: int, threads: int, blas_threads: int | None,
-                      pause: float = 0.25):
+                      pause: float = 0.25, per_round: dict | None = None):
     """Like timing.time_blocks, but each library runs in its own process (as its users run it).
 
     One worker process per library, started once; the parent asks each in turn for a block
     (a warm-up call, then ``repeat`` timed calls), pausing between blocks. What a library does to
     its process (cnnlib's malloc setting, torch's thread pools) then stays with that library.
-    Returns (median seconds per call by name, malloc line by name).
+    Returns (median seconds per call by name, malloc line by name); ``per_round``, when a dict, is
+    filled as timing.time_blocks fills it (each round's median by name).
     """
     import json
     import statistics
@@ -210,6 +212,8 @@ def time_in_processes(names, batches: int, rounds: int, repeat: int, threads: in
             if proc.stdin:
                 proc.stdin.close()
             proc.wait(timeout=60)
+    if per_round is not None:
+        per_round.update(round_medians(samples, repeat))
     return {name: statistics.median(ts) for name, ts in samples.items()}, info
 
 
@@ -332,20 +336,22 @@ def main(argv=None) -> int:
             candidates = {"cnnlib": cnnlib_runner(X, y, args.batches)}
             if use_torch:
                 candidates["torch"] = torch_runner(X, y, args.batches, threads=args.threads)
-            med = time_blocks(candidates, rounds=args.rounds, repeat=args.repeat, warmup=1)
+            rounds: dict = {}
+            med = time_blocks(candidates, rounds=args.rounds, repeat=args.repeat, warmup=1, per_round=rounds)
             tables.append(("both libraries in this process (one malloc policy for both)",
-                           {k: v / args.batches for k, v in med.items()}, how))
+                           {k: v / args.batches for k, v in med.items()}, how, rounds))
         if args.processes in ("separate", "both"):
             names = ["cnnlib"] + (["torch"] if use_torch else [])
+            rounds = {}
             med, info = time_in_processes(names, args.batches, args.rounds * args.repeat, 1, args.threads,
-                                          args.blas_threads)
+                                          args.blas_threads, per_round=rounds)
             notes = "; ".join(f"{k}: {v}" for k, v in info.items())
             tables.append(("each library in its own process, as its users run it",
-                           {k: v / args.batches for k, v in med.items()}, f"{how}\nmalloc per process: {notes}"))
+                           {k: v / args.batches for k, v in med.items()}, f"{how}\nmalloc per process: {notes}", rounds))
 
     after = load_1min()
     show, verdict = ratio_verdict([before, after], args.force, cpu_use(cpu_start, cpu_snapshot()))
-    for title, per_batch, how in tables:
+    for title, per_batch, how, *spread in tables:
         rows = []
         for name, t in per_batch.items():
             ratio = (round(t / per_batch["torch"], 2) if show else "withheld") if "torch" in per_batch else "n/a"
@@ -354,7 +360,9 @@ def main(argv=None) -> int:
         print_table(rows, headers=["library", "ms / batch", "s / epoch", "ratio vs torch"])
         print(how)
         if "torch" in per_batch and show:
-            print(f"cnnlib / torch = {per_batch['cnnlib'] / per_batch['torch']:.2f}x  (goal <= 1.3)")
+            by_round = round_ratios(spread[0], "cnnlib", "torch") if spread else []
+            print(f"cnnlib / torch = {per_batch['cnnlib'] / per_batch['torch']:.2f}x  (goal <= 1.3)"
+                  + (f"; round by round ({len(by_round)} rounds) {min(by_round):.2f}-{max(by_round):.2f}" if by_round else ""))
     print(f"\n{load_average()} after")
     if use_torch:
         print(verdict)

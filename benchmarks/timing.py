@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 __all__ = [
     "time_blocks", "threadpool_info", "torch_available", "print_table", "load_average",
     "QUIET_LOAD", "cpu_info", "load_1min", "ratio_verdict", "geometric_mean", "gemm_seconds", "gemm_profile", "malloc_info",
-    "Stopwatch", "cpu_snapshot", "cpu_use",
+    "Stopwatch", "cpu_snapshot", "cpu_use", "round_medians", "round_ratios",
 ]
 
 #: ratios are printed only when the 1-minute load average is at most this (else --force)
@@ -31,6 +31,7 @@ def time_blocks(
     repeat: int = 9,
     warmup: int = 2,
     pause: float = 0.25,
+    per_round: dict | None = None,
 ) -> dict[str, float]:
     """Time each candidate as a block after warm-up; return the median seconds per call.
 
@@ -41,6 +42,8 @@ def time_blocks(
         warmup: untimed calls per candidate at the start of each block.
         pause: seconds of sleep between blocks, so the previous library's spinning worker
             threads go idle before the next one is timed.
+        per_round: a dict to fill with name -> the median of each round's block, in round
+            order (the spread within one run: see ``round_ratios``), or None.
 
     Returns:
         dict name -> median seconds per call over all ``rounds * repeat`` timed calls.
@@ -55,7 +58,19 @@ def time_blocks(
                 fn()
                 samples[name].append(time.perf_counter() - t0)
             time.sleep(pause)
+    if per_round is not None:
+        per_round.update(round_medians(samples, repeat))
     return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
+def round_medians(samples: Mapping[str, Sequence[float]], repeat: int) -> dict[str, list[float]]:
+    """name -> the median of each round's ``repeat`` calls, from all the calls in round order."""
+    return {name: [statistics.median(ts[k : k + repeat]) for k in range(0, len(ts), repeat)] for name, ts in samples.items()}
+
+
+def round_ratios(per_round: Mapping[str, Sequence[float]], a: str, b: str) -> list[float]:
+    """a's time over b's, round by round (the libraries' blocks of one round ran back to back)."""
+    return [ta / tb for ta, tb in zip(per_round[a], per_round[b])]
 
 
 class Stopwatch:

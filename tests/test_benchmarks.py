@@ -103,8 +103,11 @@ def test_gemm_profile_divides_overlapping_products_by_their_threads():
 def test_bench_train_times_each_library_in_its_own_process():
     import bench_train
 
-    med, info = bench_train.time_in_processes(["cnnlib"], batches=2, rounds=2, repeat=1, threads=1, blas_threads=1)
+    rounds: dict = {}
+    med, info = bench_train.time_in_processes(["cnnlib"], batches=2, rounds=2, repeat=1, threads=1, blas_threads=1,
+                                              per_round=rounds)
     assert set(med) == {"cnnlib"} and med["cnnlib"] > 0
+    assert len(rounds["cnnlib"]) == 2 and min(rounds["cnnlib"]) <= med["cnnlib"] <= max(rounds["cnnlib"])
     assert "malloc" in info["cnnlib"]  # what cnnlib did to its own process's allocator
 
 
@@ -162,3 +165,25 @@ def test_ratio_verdict_withholds_on_a_busy_machine_and_not_for_its_own_load():
     # without /proc/stat, every load reading counts, as before
     assert not timing.ratio_verdict([0.3, 0.9], False)[0]
     assert timing.ratio_verdict([0.3, 0.5], False)[0]
+
+
+def test_time_blocks_gives_each_rounds_median_and_their_ratios(monkeypatch):
+    """per_round holds one median per round and library, from that round's block only."""
+    import timing
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(timing.time, "sleep", lambda s: None)
+    durations = {"a": iter([1.0, 1.0, 5.0,  2.0, 2.0, 2.0,  3.0, 9.0, 3.0]), "b": iter([1.0] * 9)}
+
+    def call(name):
+        def fn():
+            clock["now"] += next(durations[name])
+        return fn
+
+    # warmup=0: every call is a timed one, 3 a round, a's rounds taking 1, 2 and 3 (one outlier each)
+    rounds: dict = {}
+    med = timing.time_blocks({"a": call("a"), "b": call("b")}, rounds=3, repeat=3, warmup=0, per_round=rounds)
+    assert rounds == {"a": [1.0, 2.0, 3.0], "b": [1.0, 1.0, 1.0]}
+    assert med == {"a": 2.0, "b": 1.0}  # the median of all nine calls
+    assert timing.round_ratios(rounds, "a", "b") == [1.0, 2.0, 3.0]
