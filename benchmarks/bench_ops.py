@@ -277,7 +277,8 @@ def main(argv=None):
         rows = [r[:5] + [round(r[5], 2) if isinstance(r[5], float) else r[5]] + r[6:] for r in rows]
     print_table(rows, headers)
     print("\nnaive ms: tests/naive.py loops timed on N=n images and scaled to the full batch (N=n x scale)")
-    print("rounds: the lowest and highest cnnlib/torch of one round's two blocks (the spread within this run)")
+    print("rounds: the lowest and highest cnnlib/torch of one round's two blocks (the spread within this run; the\n  "
+          "ratio beside it, of medians over all calls, can fall just outside it)")
     print("GEMMs ms: of cnnlib's time, what its np.matmul / np.einsum calls take (their share of those calls in brackets),\n  "
           "timed after the table's blocks; GEMMs/torch near 1 means the GEMMs alone take as long as "
           "torch's whole call\n  (blocks on several threads: the GEMMs' time summed over the threads, divided by their number)")
@@ -285,11 +286,11 @@ def main(argv=None):
         print(note)
     print(f"{load_average()} after the table")
     print(verdict)
-    goal = [r for i, r in ratios.items() if i <= GOAL_CASES]
-    if show and goal:
-        worst = max((i for i in ratios if i <= GOAL_CASES), key=ratios.get)
+    goal_cases = [i for i in ratios if i <= GOAL_CASES]
+    if show and goal_cases:
+        goal, worst = [ratios[i] for i in goal_cases], max(goal_cases, key=ratios.get)
         print(f"geometric mean cnnlib/torch over cases 1-{GOAL_CASES} ({len(goal)} run): {geometric_mean(goal):.2f}  "
-              f"(goal <= 1.2, none above 1.5; worst {max(goal):.2f}, case {worst}, whose rounds gave "
+              f"(goal <= 1.2, none above 1.5; worst {ratios[worst]:.2f}, case {worst}, whose rounds gave "
               f"{min(spread[worst]):.2f}-{max(spread[worst]):.2f})")
         extra = [r for i, r in ratios.items() if i > GOAL_CASES]
         if extra:

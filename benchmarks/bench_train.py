@@ -327,7 +327,7 @@ def main(argv=None) -> int:
             results[name] = time.perf_counter() - t0
             time.sleep(0.25)
         tables.append(("both libraries in this process", {k: v / EPOCH_BATCHES for k, v in results.items()},
-                       "one full epoch of 938 batches timed per library (single run)"))
+                       "one full epoch of 938 batches timed per library (single run)", None))
     else:
         timed = args.rounds * args.repeat * args.batches
         how = (f"median of {args.rounds * args.repeat} blocks of {args.batches} batches per library "
@@ -351,7 +351,7 @@ def main(argv=None) -> int:
 
     after = load_1min()
     show, verdict = ratio_verdict([before, after], args.force, cpu_use(cpu_start, cpu_snapshot()))
-    for title, per_batch, how, *spread in tables:
+    for title, per_batch, how, rounds in tables:  # rounds: each round's median by library, or None
         rows = []
         for name, t in per_batch.items():
             ratio = (round(t / per_batch["torch"], 2) if show else "withheld") if "torch" in per_batch else "n/a"
@@ -360,7 +360,7 @@ def main(argv=None) -> int:
         print_table(rows, headers=["library", "ms / batch", "s / epoch", "ratio vs torch"])
         print(how)
         if "torch" in per_batch and show:
-            by_round = round_ratios(spread[0], "cnnlib", "torch") if spread else []
+            by_round = round_ratios(rounds, "cnnlib", "torch") if rounds else []
             print(f"cnnlib / torch = {per_batch['cnnlib'] / per_batch['torch']:.2f}x  (goal <= 1.3)"
                   + (f"; round by round ({len(by_round)} rounds) {min(by_round):.2f}-{max(by_round):.2f}" if by_round else ""))
     print(f"\n{load_average()} after")
